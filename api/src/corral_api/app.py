@@ -1,0 +1,111 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+
+from litestar import Litestar, Request, Response, Router
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+
+from corral_api.routes.system import system_routes
+from corral_core.runtime import Runtime
+from corral_sdk import __version__
+from corral_sdk.errors import CorralError
+from corral_sdk.wire import Problem
+
+__all__ = ["PROBLEM_MEDIA_TYPE", "create_app"]
+
+log = logging.getLogger("corral.api")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+def _problem(request: Request[Any, Any, Any], problem: Problem) -> Response[Problem]:
+    return Response(
+        msgspec.structs.replace(problem, instance=request.url.path),
+        status_code=problem.status,
+        media_type=PROBLEM_MEDIA_TYPE,
+    )
+
+
+def corral_error_handler(request: Request[Any, Any, Any], exc: CorralError) -> Response[Problem]:
+    """Every error Corral raises on purpose becomes problem details, in this one place."""
+    if exc.status >= 500:
+        log.error("%s %s failed: %s", request.method, request.url.path, exc.log_message)
+    errors = [dict(exc.details)] if exc.details else []
+    return _problem(
+        request,
+        Problem(
+            type=f"https://corral.dev/problems/{exc.reason}",
+            title=exc.title,
+            status=exc.status,
+            detail=exc.message,
+            reason=exc.reason,
+            errors=errors,
+        ),
+    )
+
+
+def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
+    status = exc.status_code
+    errors: list[dict[str, Any]] = []
+    detail = exc.detail
+    if isinstance(exc, ValidationException):
+        status = 422 if status == 400 else status
+        for item in exc.extra if isinstance(exc.extra, list) else []:
+            if isinstance(item, dict):
+                errors.append({k: v for k, v in item.items() if k in {"key", "message", "source"}})
+        if errors:
+            detail = "; ".join(
+                f"{e.get('key') or e.get('source', 'body')}: {e.get('message', '')}" for e in errors
+            )
+    title = {401: "Not authenticated", 403: "Permission denied", 404: "Not found"}.get(
+        status, detail if status < 500 else "Internal error"
+    )
+    return _problem(
+        request, Problem(title=title, status=status, detail=str(detail), errors=errors)
+    )
+
+
+def unexpected_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    log.exception("%s %s crashed", request.method, request.url.path)
+    return _problem(
+        request,
+        Problem(
+            title="Internal error",
+            status=500,
+            detail="Corral hit an unexpected error; the operators can find it in the logs",
+            reason="internal-error",
+        ),
+    )
+
+
+def create_app(runtime: Runtime, *, debug: bool = False) -> Litestar:
+    """Build the API for ``runtime``: the kernel's routes plus every plugin's."""
+    route_handlers: list[Any] = [*system_routes()]
+    for plugin_name, handlers in runtime.kernel.api_routes():
+        route_handlers.append(Router(path=f"/api/plugins/{plugin_name}", route_handlers=handlers))
+    app = Litestar(
+        route_handlers=route_handlers,
+        exception_handlers={
+            CorralError: corral_error_handler,
+            HTTPException: http_error_handler,
+            Exception: unexpected_error_handler,
+        },
+        openapi_config=OpenAPIConfig(
+            title="Corral",
+            version=__version__,
+            description="The Corral control plane API.",
+            path="/api/schema",
+            render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"])],
+        ),
+        debug=debug,
+        logging_config=None,
+    )
+    app.state.runtime = runtime
+    return app

@@ -1,0 +1,187 @@
+"""The server commands: ``corral up``, ``serve``, ``worker`` and ``migrate``.
+
+The CLI (in ``corral_sdk.cli``) parses arguments and calls these lazily, so ``corral --help``
+never imports the server.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from corral_core.db import Database
+from corral_core.migrations import current_revision, head_revision, upgrade
+from corral_core.runtime import Runtime
+from corral_core.settings import Settings, load_settings
+from corral_sdk import __version__
+from corral_sdk.errors import CorralError, SettingsError
+
+__all__ = ["migrate", "serve", "up", "worker"]
+
+log = logging.getLogger("corral")
+
+
+def _settings(args: Any, overrides: Mapping[str, Any] | None = None) -> Settings:
+    settings = load_settings(getattr(args, "config", None))
+    changes: dict[str, Any] = {}
+    if getattr(args, "data_dir", None):
+        changes["data_dir"] = args.data_dir
+    server: dict[str, Any] = {}
+    if getattr(args, "host", None):
+        server["host"] = args.host
+    if getattr(args, "port", None) is not None:
+        server["port"] = args.port
+    if server:
+        import msgspec
+
+        changes["server"] = msgspec.structs.replace(settings.server, **server)
+    if changes or overrides:
+        import msgspec
+
+        settings = msgspec.structs.replace(settings, **changes, **(overrides or {}))
+    return settings
+
+
+def _serve_http(runtime: Runtime, settings: Settings) -> None:
+    import uvicorn
+
+    from corral_api.app import create_app
+
+    app = create_app(runtime)
+    config = uvicorn.Config(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level=settings.logging.level,
+        access_log=settings.logging.level == "debug",
+        lifespan="on",
+        log_config=None,
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        raise CorralError(
+            f"could not listen on {settings.server.host}:{settings.server.port} "
+            "(is the port in use? set [server] port or --port)",
+            reason="listen-failed",
+        )
+
+
+def _describe_db(settings: Settings) -> str:
+    url = Database(settings.database_url).url
+    return url.render_as_string(hide_password=True)
+
+
+def up(args: Any) -> int:
+    """Everything in one process: migrate, API, workers, sweeper."""
+    settings = _settings(args)
+    db = Database(settings.database_url)
+    upgrade(db)
+    runtime = Runtime.build(settings, "all")
+    runtime.kernel.startup("all")
+    runtime.start_background()
+    mode = settings.mode
+    print(
+        f"Corral {__version__} ({mode} mode) listening on "
+        f"http://{settings.server.host}:{settings.server.port}\n"
+        f"  data:     {settings.data_path}\n"
+        f"  database: {_describe_db(settings)}\n"
+        f"  broker:   {settings.broker.url or 'in-process'}",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        _serve_http(runtime, settings)
+    finally:
+        runtime.stop_background()
+        runtime.kernel.shutdown("all")
+    return 0
+
+
+def serve(args: Any) -> int:
+    """The API alone, against a migrated shared database and broker."""
+    settings = _settings(args)
+    if settings.embedded_broker:
+        raise SettingsError(
+            "corral serve needs a shared broker (set [broker] url = \"redis://...\"); "
+            "for one process use corral up",
+            field="broker.url",
+        )
+    runtime = Runtime.build(settings, "api")
+    runtime.check_schema()
+    runtime.kernel.startup("api")
+    print(
+        f"Corral {__version__} API listening on http://{settings.server.host}:{settings.server.port}",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        _serve_http(runtime, settings)
+    finally:
+        runtime.kernel.shutdown("api")
+    return 0
+
+
+def worker(args: Any) -> int:
+    """Background workers and the sweeper alone, against a shared database and broker."""
+    settings = _settings(args)
+    if settings.embedded_broker:
+        raise SettingsError(
+            "corral worker needs a shared broker (set [broker] url = \"redis://...\"); "
+            "for one process use corral up",
+            field="broker.url",
+        )
+    if getattr(args, "threads", None):
+        import msgspec
+
+        settings = msgspec.structs.replace(
+            settings, broker=msgspec.structs.replace(settings.broker, worker_threads=args.threads)
+        )
+    runtime = Runtime.build(settings, "worker")
+    runtime.check_schema()
+    runtime.kernel.startup("worker")
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: Any) -> None:
+        log.info("received signal %d, stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    runtime.start_background()
+    print(
+        f"Corral {__version__} worker {runtime.identity} started "
+        f"({settings.broker.worker_threads} threads)",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        stop.wait()
+    finally:
+        runtime.stop_background()
+        runtime.kernel.shutdown("worker")
+    return 0
+
+
+def migrate(args: Any) -> int:
+    """Bring the database to the newest schema (or ``--check`` whether it is)."""
+    settings = _settings(args)
+    db = Database(settings.database_url)
+    before = current_revision(db)
+    head = head_revision()
+    if getattr(args, "check", False):
+        if before != head:
+            print(f"database is at {before or 'none'}, newest is {head}", file=sys.stderr)
+            return 1
+        print(f"database is up to date ({head})")
+        return 0
+    upgrade(db)
+    if before == head:
+        print(f"database already up to date ({head})")
+    else:
+        print(f"database migrated from {before or 'empty'} to {head}")
+    return 0

@@ -1,0 +1,127 @@
+"""The database: SQLite (WAL, embedded mode) or PostgreSQL, through async SQLAlchemy sessions.
+
+Async engines are bound to the event loop that created them, and Corral runs more than one loop
+in a process (the API server's and the background workers'), so :class:`Database` keeps one
+engine per loop. Migrations run through a synchronous engine (see :mod:`corral_core.migrations`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import weakref
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, create_engine
+from sqlalchemy.engine.url import URL, make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from corral_sdk.errors import SettingsError, Unavailable
+
+__all__ = ["Database", "utcnow"]
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def utcnow() -> datetime:
+    """Now, in UTC (the database stores timezone-aware UTC datetimes)."""
+    return datetime.now(UTC)
+
+
+def _parse(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except Exception:
+        raise SettingsError(f"database.url {url!r} is not a database URL", field="database.url") from None
+    backend = parsed.get_backend_name()
+    if backend not in {"sqlite", "postgresql"}:
+        raise SettingsError(
+            f"database.url: {backend!r} is not supported; use sqlite:/// or postgresql://",
+            field="database.url",
+        )
+    return parsed
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+class Database:
+    """Hands out sessions on the current event loop's engine."""
+
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 5) -> None:
+        self.url = _parse(url)
+        self.echo = echo
+        self.pool_size = pool_size
+        self._engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.get_backend_name() == "sqlite"
+
+    def _ensure_sqlite_dir(self) -> None:
+        if self.is_sqlite and self.url.database and self.url.database != ":memory:":
+            Path(self.url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+    def sync_url(self) -> URL:
+        if self.is_sqlite:
+            return self.url.set(drivername="sqlite")
+        return self.url.set(drivername="postgresql+psycopg")
+
+    def async_url(self) -> URL:
+        if self.is_sqlite:
+            return self.url.set(drivername="sqlite+aiosqlite")
+        return self.url.set(drivername="postgresql+psycopg")
+
+    def sync_engine(self) -> Engine:
+        self._ensure_sqlite_dir()
+        engine = create_engine(self.sync_url(), echo=self.echo)
+        if self.is_sqlite:
+            event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+
+    def engine(self) -> AsyncEngine:
+        loop = asyncio.get_running_loop()
+        engine = self._engines.get(loop)
+        if engine is None:
+            self._ensure_sqlite_dir()
+            kwargs: dict[str, Any] = {"echo": self.echo}
+            if not self.is_sqlite:
+                kwargs.update(pool_size=self.pool_size, pool_pre_ping=True)
+            engine = create_async_engine(self.async_url(), **kwargs)
+            if self.is_sqlite:
+                event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+            self._engines[loop] = engine
+        return engine
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session on this loop's engine; commit explicitly, rolled back on error."""
+        try:
+            async with AsyncSession(self.engine(), expire_on_commit=False) as session:
+                yield session
+        except OperationalError as exc:
+            raise Unavailable(
+                "the database is not reachable", log_message=f"database error: {exc}"
+            ) from exc
+
+    async def dispose(self) -> None:
+        """Close the current loop's engine (call before the loop ends)."""
+        with contextlib.suppress(RuntimeError):
+            loop = asyncio.get_running_loop()
+            engine = self._engines.pop(loop, None)
+            if engine is not None:
+                await engine.dispose()

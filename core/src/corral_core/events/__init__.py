@@ -1,0 +1,1 @@
+"""The durable event log and its live fan-out."""

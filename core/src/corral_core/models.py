@@ -1,0 +1,8 @@
+"""Every table of the kernel, imported in one place for migrations and metadata checks."""
+
+from corral_core.audit.models import AuditRecord
+from corral_core.events.models import EventCursor, EventRecord
+from corral_core.leases import Lease
+from corral_core.resources.models import Resource
+
+__all__ = ["AuditRecord", "EventCursor", "EventRecord", "Lease", "Resource"]

@@ -1,0 +1,1 @@
+"""Resources: every long-lived thing Corral manages, with desired and observed state."""

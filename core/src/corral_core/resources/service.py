@@ -1,0 +1,166 @@
+"""Creating resources and changing what they should be; reconcilers make it so."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import msgspec
+from sqlalchemy.exc import IntegrityError
+
+from corral_core.db import Database, utcnow
+from corral_core.events.bus import EventLog
+from corral_core.plugins import Kernel
+from corral_core.resources.models import Resource
+from corral_sdk.config import describe_validation_error
+from corral_sdk.errors import Conflict, Invalid, NotFound
+from corral_sdk.reconcile import ResourceSnapshot
+
+__all__ = ["ResourceService", "snapshot"]
+
+Enqueue = Callable[[int], Awaitable[None]]
+
+
+def snapshot(row: Resource) -> ResourceSnapshot:
+    assert row.id is not None
+    return ResourceSnapshot(
+        id=row.id,
+        kind=row.kind,
+        org=row.org,
+        owner=row.owner,
+        name=row.name,
+        spec=dict(row.spec),
+        desired_state=row.desired_state,
+        observed_state=row.observed_state,
+        generation=row.generation,
+        observed_generation=row.observed_generation,
+        status=dict(row.status),
+        updated_at=row.updated_at,
+    )
+
+
+class ResourceService:
+    """Writes desired state and asks for a reconcile; never calls a provider itself."""
+
+    def __init__(self, db: Database, kernel: Kernel, events: EventLog, enqueue: Enqueue) -> None:
+        self._db = db
+        self._kernel = kernel
+        self._events = events
+        self._enqueue = enqueue
+
+    def _validate(self, kind: str, spec: dict[str, Any], desired_state: str | None) -> str:
+        record = self._kernel.resource_kind(kind)
+        if record.config is not None:
+            try:
+                msgspec.convert(spec, record.config)
+            except msgspec.ValidationError as exc:
+                field, message = describe_validation_error(exc, prefix="spec")
+                raise Invalid(message, field=field) from None
+        state = desired_state or record.initial_state
+        if state not in record.states:
+            raise Invalid(
+                f"desired_state {state!r} is not a state of {kind} "
+                f"(one of: {', '.join(record.states)})",
+                field="desired_state",
+            )
+        return state
+
+    async def create(
+        self,
+        kind: str,
+        *,
+        org: str,
+        owner: str,
+        name: str,
+        spec: dict[str, Any] | None = None,
+        desired_state: str | None = None,
+        display_name: str = "",
+        description: str = "",
+        tags: Sequence[str] = (),
+        actor: str | None = None,
+    ) -> ResourceSnapshot:
+        spec = spec or {}
+        state = self._validate(kind, spec, desired_state)
+        record = self._kernel.resource_kind(kind)
+        row = Resource(
+            kind=kind,
+            org=org,
+            owner=owner,
+            name=name,
+            display_name=display_name,
+            description=description,
+            tags=list(tags),
+            spec=spec,
+            desired_state=state,
+            observed_state=record.initial_state,
+        )
+        async with self._db.session() as session:
+            session.add(row)
+            try:
+                await session.flush()
+            except IntegrityError:
+                raise Conflict(
+                    f"{owner} already has a resource named {name!r}",
+                    reason="name-taken",
+                    details={"field": "name"},
+                ) from None
+            event = self._events.add(
+                session,
+                "resource.created",
+                subject=f"resource:{row.id}",
+                org=org,
+                actor=actor,
+                data={"kind": kind, "name": name, "owner": owner, "desired_state": state},
+            )
+            await session.commit()
+            await session.refresh(row)
+        assert row.id is not None and event.id is not None
+        await self._events.announce(event.id)
+        await self._enqueue(row.id)
+        return snapshot(row)
+
+    async def get(self, resource_id: int) -> ResourceSnapshot:
+        async with self._db.session() as session:
+            row = await session.get(Resource, resource_id)
+        if row is None:
+            raise NotFound(f"resource {resource_id} does not exist")
+        return snapshot(row)
+
+    async def set_desired(
+        self,
+        resource_id: int,
+        *,
+        desired_state: str | None = None,
+        spec: dict[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> ResourceSnapshot:
+        """Change what the resource should be; a new generation is reconciled."""
+        async with self._db.session() as session:
+            row = await session.get(Resource, resource_id, with_for_update=True)
+            if row is None:
+                raise NotFound(f"resource {resource_id} does not exist")
+            new_spec = row.spec if spec is None else spec
+            state = self._validate(row.kind, new_spec, desired_state or row.desired_state)
+            if state == row.desired_state and new_spec == row.spec:
+                return snapshot(row)
+            previous = row.desired_state
+            row.desired_state, row.spec = state, new_spec
+            row.generation += 1
+            row.attempts = 0
+            row.next_reconcile_at = utcnow()
+            row.updated_at = utcnow()
+            session.add(row)
+            event = self._events.add(
+                session,
+                "resource.desired_changed",
+                subject=f"resource:{row.id}",
+                org=row.org,
+                actor=actor,
+                data={"from": previous, "to": state, "generation": row.generation},
+            )
+            await session.commit()
+            await session.refresh(row)
+        assert event.id is not None
+        await self._events.announce(event.id)
+        await self._enqueue(resource_id)
+        return snapshot(row)

@@ -1,0 +1,147 @@
+"""One process's kernel: settings, plugins, database, broker, events and the services on them.
+
+``corral up`` builds one runtime for the API and the workers; ``corral serve`` and
+``corral worker`` each build their own against the same database and broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import uuid
+
+from corral_core.audit.service import AuditLog
+from corral_core.db import Database
+from corral_core.events.bus import EventLog, InProcessPubSub, PubSub, RedisPubSub
+from corral_core.events.dispatch import deliver_events_to_plugins
+from corral_core.leases import try_acquire_lease
+from corral_core.migrations import current_revision, head_revision
+from corral_core.plugins import Kernel, load_kernel
+from corral_core.resources.reconciler import ResourceReconciler
+from corral_core.resources.service import ResourceService
+from corral_core.secrets import SecretBox
+from corral_core.settings import Settings
+from corral_core.tasks import TaskQueue
+from corral_sdk.errors import CorralError
+
+__all__ = ["PROCESSES", "Runtime"]
+
+log = logging.getLogger("corral")
+
+PROCESSES = ("all", "api", "worker")
+RECONCILE_ACTOR = "corral.reconcile_resource"
+DELIVER_EVENTS_ACTOR = "corral.deliver_events"
+SWEEP_LEASE = "sweep"
+
+
+class Runtime:
+    """Everything a Corral process runs on, wired once."""
+
+    def __init__(self, settings: Settings, kernel: Kernel, process: str) -> None:
+        if process not in PROCESSES:
+            raise ValueError(f"process must be one of {PROCESSES}")
+        self.settings = settings
+        self.kernel = kernel
+        self.process = process
+        self.identity = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.db = Database(
+            settings.database_url, echo=settings.database.echo, pool_size=settings.database.pool_size
+        )
+        self.secrets = SecretBox.from_settings(settings)
+        self.pubsub: PubSub = (
+            InProcessPubSub()
+            if settings.embedded_broker
+            else RedisPubSub(settings.broker.url, settings.broker.namespace)
+        )
+        self.tasks = TaskQueue(settings)
+        self.events = EventLog(self.db, self.pubsub, on_appended=self._events_appended)
+        self.audit = AuditLog(self.db)
+        self.reconciler = ResourceReconciler(
+            self.db, kernel, self.events, settings.reconcile, enqueue_after=self._enqueue_after
+        )
+        self.resources = ResourceService(self.db, kernel, self.events, enqueue=self._enqueue)
+        self.tasks.actor(RECONCILE_ACTOR, self.reconciler.reconcile)
+        self.tasks.actor(DELIVER_EVENTS_ACTOR, self._deliver_events)
+        self._delivers_events = kernel.implements("corral_on_event")
+        self._stop = threading.Event()
+        self._sweeper: threading.Thread | None = None
+
+    @classmethod
+    def build(cls, settings: Settings, process: str) -> Runtime:
+        """Load plugins (strictly when the settings say so), configure them, wire the services."""
+        kernel = load_kernel(strict=settings.strict_plugins, deny=settings.deny_plugins)
+        kernel.configure(settings.plugin_config())
+        return cls(settings, kernel, process)
+
+    def check_schema(self) -> None:
+        """Refuse to run against a database that ``corral migrate`` has not brought up to date."""
+        current, head = current_revision(self.db), head_revision()
+        if current != head:
+            raise CorralError(
+                f"the database is at migration {current or 'none'} but this Corral needs {head}: "
+                "run `corral migrate`",
+                reason="database-not-migrated",
+            )
+
+    # --- background work ------------------------------------------------------------------------
+
+    async def _enqueue(self, resource_id: int) -> None:
+        await self.tasks.send(RECONCILE_ACTOR, resource_id)
+
+    async def _enqueue_after(self, resource_id: int, delay: float) -> None:
+        await self.tasks.send(RECONCILE_ACTOR, resource_id, delay=delay)
+
+    async def _events_appended(self) -> None:
+        if self._delivers_events:
+            await self.tasks.send(DELIVER_EVENTS_ACTOR)
+
+    async def _deliver_events(self) -> None:
+        await deliver_events_to_plugins(
+            self.db, self.events, self.kernel, self.identity, self.settings.reconcile.lease_seconds
+        )
+
+    async def sweep(self) -> int:
+        """Enqueue every resource that is due; one process sweeps at a time. Returns how many."""
+        interval = self.settings.reconcile.sweep_interval
+        if not await try_acquire_lease(self.db, SWEEP_LEASE, self.identity, interval * 2):
+            return 0
+        due = await self.reconciler.due()
+        for resource_id in due:
+            await self._enqueue(resource_id)
+        await self._events_appended()
+        return len(due)
+
+    async def _sweep_forever(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    count = await self.sweep()
+                    if count:
+                        log.debug("sweep enqueued %d resources", count)
+                except CorralError as exc:
+                    log.warning("sweep failed: %s", exc.log_message)
+                except Exception:
+                    log.exception("sweep crashed")
+                await asyncio.to_thread(self._stop.wait, self.settings.reconcile.sweep_interval)
+        finally:
+            await self.db.dispose()
+            await self.pubsub.close()
+
+    def start_background(self) -> None:
+        """Start the dramatiq workers and the sweeper (which sweeps at once, then periodically)."""
+        self._stop.clear()
+        self.tasks.start_worker()
+        self._sweeper = threading.Thread(
+            target=asyncio.run, args=(self._sweep_forever(),), name="corral-sweeper", daemon=True
+        )
+        self._sweeper.start()
+
+    def stop_background(self) -> None:
+        self._stop.set()
+        if self._sweeper is not None:
+            self._sweeper.join(timeout=10)
+            self._sweeper = None
+        self.tasks.stop()

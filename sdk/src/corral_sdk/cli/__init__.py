@@ -1,0 +1,1 @@
+"""The ``corral`` command-line interface (also installed as ``pw``)."""

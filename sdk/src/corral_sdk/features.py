@@ -1,0 +1,112 @@
+"""Capabilities that providers declare, as enums: the kernel queries them, never string-matches.
+
+A provider declares the features it supports in its registration record; the kernel and the UI
+use them to decide what to offer (a "Spot" checkbox only where :attr:`CloudFeature.SPOT` is
+declared). The conformance suites in :mod:`corral_sdk.testing` check that a provider implements
+the methods each declared feature needs.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+__all__ = [
+    "AIFeature",
+    "AuthFeature",
+    "CloudFeature",
+    "SchedulerFeature",
+    "SessionFeature",
+    "StorageFeature",
+    "WorkflowActionFeature",
+]
+
+
+class CloudFeature(str, Enum):
+    """What a cloud provider can do beyond launching and terminating instances."""
+
+    NETWORKS = "networks"
+    """Creates and deletes networks (VPCs / VNets / subnets) with per-region CIDRs."""
+    SPOT = "spot"
+    """Offers spot / preemptible capacity."""
+    PLACEMENT_GROUPS = "placement-groups"
+    """Places a partition's instances close together."""
+    CAPACITY_RESERVATIONS = "capacity-reservations"
+    """Launches into capacity reservations."""
+    MULTI_ZONE = "multi-zone"
+    """Falls back across availability zones when one has no capacity."""
+    STATIC_IPS = "static-ips"
+    """Allocates, attaches and releases static IP addresses."""
+    OS_SNAPSHOTS = "os-snapshots"
+    """Creates machine images from a running instance's disk."""
+    GPUS = "gpus"
+    """Offers instance types with accelerators."""
+    BILLING_IMPORT = "billing-import"
+    """Imports actual costs from the cloud's billing API."""
+    INSTANCE_PRICES = "instance-prices"
+    """Reports a price per hour for its instance types."""
+
+
+class SchedulerFeature(str, Enum):
+    """What a batch scheduler plugin supports beyond submit, status and cancel."""
+
+    HOLD_RELEASE = "hold-release"
+    JOB_ARRAYS = "job-arrays"
+    ACCOUNTING = "accounting"
+    PARTITIONS = "partitions"
+    NODES = "nodes"
+    ELASTIC_NODES = "elastic-nodes"
+    """Can declare cloud nodes that are powered up and down on demand."""
+
+
+class StorageFeature(str, Enum):
+    """What a storage type supports."""
+
+    MOUNT = "mount"
+    """Can be mounted on clusters (gives mount instructions)."""
+    TEMPORARY_CREDENTIALS = "temporary-credentials"
+    TRANSFER = "transfer"
+    SNAPSHOTS = "snapshots"
+    RESIZE = "resize"
+    OBJECT_LISTING = "object-listing"
+
+
+class AuthFeature(str, Enum):
+    """How an auth method signs users in."""
+
+    PASSWORD = "password"
+    """Checks a username and password (built-in accounts, LDAP bind)."""
+    REDIRECT = "redirect"
+    """Sends the browser to an identity provider and handles its callback (OIDC, SAML)."""
+    GROUP_SYNC = "group-sync"
+    """Reports the user's groups at sign-in."""
+    MFA = "mfa"
+
+
+class AIFeature(str, Enum):
+    """What an AI provider supports."""
+
+    STREAMING = "streaming"
+    TOOLS = "tools"
+    EMBEDDINGS = "embeddings"
+    VISION = "vision"
+
+
+class SessionFeature(str, Enum):
+    """What a session type needs or offers."""
+
+    HTTP = "http"
+    """Serves HTTP that the platform proxies."""
+    WEBSOCKET = "websocket"
+    HTTPS_BACKEND = "https-backend"
+    NEEDS_SCHEDULER = "needs-scheduler"
+    """Starts its server through the cluster's scheduler (on a compute node)."""
+    WORKSPACE = "workspace"
+    """Can run in the user's workspace on the Corral host."""
+
+
+class WorkflowActionFeature(str, Enum):
+    """What a workflow action (``uses: corral/<name>``) does."""
+
+    NEEDS_TARGET = "needs-target"
+    """Runs on the step's ``ssh`` target rather than inside Corral."""
+    PRODUCES_OUTPUTS = "produces-outputs"
