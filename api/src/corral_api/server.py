@@ -62,7 +62,23 @@ def _serve_http(runtime: Runtime, settings: Settings) -> None:
         log_config=None,
     )
     server = uvicorn.Server(config)
-    server.run()
+
+    # uvicorn re-raises a captured SIGTERM after shutting down, which would skip our own cleanup
+    # and exit non-zero; serving from a thread leaves the signals to us.
+    def _stop(signum: int, _frame: Any) -> None:
+        if server.should_exit and signum == signal.SIGINT:
+            server.force_exit = True
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    thread = threading.Thread(target=server.run, name="corral-http")
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.2)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if not server.started:
         raise CorralError(
             f"could not listen on {settings.server.host}:{settings.server.port} "

@@ -1,0 +1,3 @@
+"""Cross-package tests: real `corral` processes, real plugin distributions, both modes."""
+
+pytest_plugins = ["corral_core.testing"]
