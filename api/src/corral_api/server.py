@@ -46,45 +46,55 @@ def _settings(args: Any, overrides: Mapping[str, Any] | None = None) -> Settings
     return settings
 
 
-def _serve_http(runtime: Runtime, settings: Settings) -> None:
-    import uvicorn
+class _Shutdown:
+    """SIGTERM/SIGINT handling for the whole life of a server process.
 
-    from corral_api.app import create_app
+    Installed before anything starts, so a signal that arrives while the server is still booting
+    is honoured too. uvicorn is served from a thread: it would otherwise re-raise a captured
+    SIGTERM after shutting down, skipping our cleanup and exiting non-zero.
+    """
 
-    app = create_app(runtime)
-    config = uvicorn.Config(
-        app,
-        host=settings.server.host,
-        port=settings.server.port,
-        log_level=settings.logging.level,
-        access_log=settings.logging.level == "debug",
-        lifespan="on",
-        log_config=None,
-    )
-    server = uvicorn.Server(config)
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.server: Any = None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
 
-    # uvicorn re-raises a captured SIGTERM after shutting down, which would skip our own cleanup
-    # and exit non-zero; serving from a thread leaves the signals to us.
-    def _stop(signum: int, _frame: Any) -> None:
-        if server.should_exit and signum == signal.SIGINT:
-            server.force_exit = True
-        server.should_exit = True
+    def _handle(self, signum: int, _frame: Any) -> None:
+        log.info("received signal %d, stopping", signum)
+        if self.requested.is_set() and signum == signal.SIGINT and self.server is not None:
+            self.server.force_exit = True
+        self.requested.set()
+        if self.server is not None:
+            self.server.should_exit = True
 
-    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    thread = threading.Thread(target=server.run, name="corral-http")
-    thread.start()
-    try:
+    def serve_http(self, runtime: Runtime, settings: Settings) -> None:
+        import uvicorn
+
+        from corral_api.app import create_app
+
+        config = uvicorn.Config(
+            create_app(runtime),
+            host=settings.server.host,
+            port=settings.server.port,
+            log_level=settings.logging.level,
+            access_log=settings.logging.level == "debug",
+            lifespan="on",
+            log_config=None,
+        )
+        self.server = server = uvicorn.Server(config)
+        if self.requested.is_set():
+            return
+        thread = threading.Thread(target=server.run, name="corral-http")
+        thread.start()
         while thread.is_alive():
             thread.join(0.2)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if not server.started:
-        raise CorralError(
-            f"could not listen on {settings.server.host}:{settings.server.port} "
-            "(is the port in use? set [server] port or --port)",
-            reason="listen-failed",
-        )
+        if not server.started and not self.requested.is_set():
+            raise CorralError(
+                f"could not listen on {settings.server.host}:{settings.server.port} "
+                "(is the port in use? set [server] port or --port)",
+                reason="listen-failed",
+            )
 
 
 def _describe_db(settings: Settings) -> str:
@@ -95,6 +105,7 @@ def _describe_db(settings: Settings) -> str:
 def up(args: Any) -> int:
     """Everything in one process: migrate, API, workers, sweeper."""
     settings = _settings(args)
+    shutdown = _Shutdown()
     db = Database(settings.database_url)
     upgrade(db)
     runtime = Runtime.build(settings, "all")
@@ -111,7 +122,7 @@ def up(args: Any) -> int:
         flush=True,
     )
     try:
-        _serve_http(runtime, settings)
+        shutdown.serve_http(runtime, settings)
     finally:
         runtime.stop_background()
         runtime.kernel.shutdown("all")
@@ -127,6 +138,7 @@ def serve(args: Any) -> int:
             "for one process use corral up",
             field="broker.url",
         )
+    shutdown = _Shutdown()
     runtime = Runtime.build(settings, "api")
     runtime.check_schema()
     runtime.kernel.startup("api")
@@ -136,7 +148,7 @@ def serve(args: Any) -> int:
         flush=True,
     )
     try:
-        _serve_http(runtime, settings)
+        shutdown.serve_http(runtime, settings)
     finally:
         runtime.kernel.shutdown("api")
     return 0
@@ -157,17 +169,10 @@ def worker(args: Any) -> int:
         settings = msgspec.structs.replace(
             settings, broker=msgspec.structs.replace(settings.broker, worker_threads=args.threads)
         )
+    shutdown = _Shutdown()
     runtime = Runtime.build(settings, "worker")
     runtime.check_schema()
     runtime.kernel.startup("worker")
-    stop = threading.Event()
-
-    def _stop(signum: int, _frame: Any) -> None:
-        log.info("received signal %d, stopping", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
     runtime.start_background()
     print(
         f"Corral {__version__} worker {runtime.identity} started "
@@ -176,7 +181,8 @@ def worker(args: Any) -> int:
         flush=True,
     )
     try:
-        stop.wait()
+        while not shutdown.requested.wait(0.5):
+            pass
     finally:
         runtime.stop_background()
         runtime.kernel.shutdown("worker")

@@ -162,6 +162,7 @@ class CorralProcess:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
+        self._log.close()
 
     def stop(self) -> int:
         if self.proc.poll() is None:
