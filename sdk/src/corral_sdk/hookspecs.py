@@ -244,8 +244,8 @@ def corral_shutdown(process: str) -> None:
 
     :param process: as for :func:`corral_startup`.
 
-    Release what :func:`corral_startup` acquired. Exceptions are logged and ignored, so that
-    every plugin gets its call.
+    Release what :func:`corral_startup` acquired. Plugins are called in the reverse of their load
+    order. Exceptions are logged and ignored, so that every plugin gets its call.
     """
 
 

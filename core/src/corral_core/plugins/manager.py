@@ -274,8 +274,8 @@ class Kernel:
     # --- lifecycle and events -------------------------------------------------------------------
 
     def _impls(self, hook_name: str) -> Iterable[tuple[str, Callable[..., Any]]]:
-        # pluggy calls the last registered first; the kernel calls plugins in load order.
-        for impl in reversed(getattr(self._pm.hook, hook_name).get_hookimpls()):
+        # get_hookimpls() is in registration order, which is load order.
+        for impl in getattr(self._pm.hook, hook_name).get_hookimpls():
             yield impl.plugin_name, impl.function
 
     def implements(self, hook_name: str) -> bool:
@@ -300,7 +300,7 @@ class Kernel:
                 ) from exc
 
     def shutdown(self, process: str) -> None:
-        for plugin_name, function in self._impls("corral_shutdown"):
+        for plugin_name, function in reversed(list(self._impls("corral_shutdown"))):
             try:
                 function(process=process)
             except Exception:
