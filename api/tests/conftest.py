@@ -1,0 +1,1 @@
+pytest_plugins = ["corral_core.testing"]
