@@ -85,6 +85,13 @@ def unexpected_error_handler(request: Request[Any, Any, Any], exc: Exception) ->
     )
 
 
+async def _close_connections(app: Litestar) -> None:
+    """Database and pub/sub connections belong to the server's event loop: close them with it."""
+    runtime: Runtime = app.state.runtime
+    await runtime.db.dispose()
+    await runtime.pubsub.close()
+
+
 def create_app(runtime: Runtime, *, debug: bool = False) -> Litestar:
     """Build the API for ``runtime``: the kernel's routes plus every plugin's."""
     route_handlers: list[Any] = [*system_routes()]
@@ -106,6 +113,7 @@ def create_app(runtime: Runtime, *, debug: bool = False) -> Litestar:
         ),
         debug=debug,
         logging_config=None,
+        on_shutdown=[_close_connections],
     )
     app.state.runtime = runtime
     return app
