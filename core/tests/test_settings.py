@@ -76,3 +76,24 @@ def test_config_file_from_environment_and_errors(tmp_path: Path) -> None:
         load_settings(tmp_path / "missing.toml", {})
     with pytest.raises(SettingsError, match=r"line 1, column 8"):
         load_settings(write(tmp_path, "[server\n"), {})
+
+
+def test_example_file_lists_every_setting_with_its_default() -> None:
+    import msgspec
+
+    from corral_core.settings import Settings
+
+    example = Path(__file__).parents[2] / "config" / "corral.example.toml"
+    settings = load_settings(example, {})
+    expected = Settings(data_dir="~/.local/share/corral")
+    assert settings == expected
+    import tomllib
+
+    table = tomllib.loads(example.read_text())
+    for field in msgspec.structs.fields(Settings):
+        if field.name == "plugins":
+            continue
+        assert field.name in table, f"config/corral.example.toml lacks {field.name}"
+        value = getattr(expected, field.name)
+        if isinstance(value, msgspec.Struct):
+            assert set(table[field.name]) == set(value.__struct_fields__), field.name
