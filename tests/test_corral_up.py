@@ -19,6 +19,7 @@ def corral(deployment: TestDeployment, *args: str, **env: str) -> subprocess.Com
         text=True,
         timeout=120,
         stdin=subprocess.DEVNULL,
+        check=False,
     )
 
 
@@ -86,7 +87,9 @@ def test_serve_and_worker_share_the_database_and_broker(deployment: TestDeployme
     ports = [free_port(), free_port()]
     procs = [
         CorralProcess(
-            ["serve", "--port", str(port)], deployment.process_env(), deployment.tmp / f"s{port}.log"
+            ["serve", "--port", str(port)],
+            deployment.process_env(),
+            deployment.tmp / f"s{port}.log",
         )
         for port in ports
     ] + [

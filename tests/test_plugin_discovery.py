@@ -41,10 +41,22 @@ def start(deployment: TestDeployment, plugins: Path, **env: str) -> tuple[Corral
 
 def plugins_ls(deployment: TestDeployment, port: int, plugins: Path) -> list[dict[str, object]]:
     result = subprocess.run(
-        [sys.executable, "-m", "corral_sdk.cli.main", "plugins", "ls", "-o", "json",
-         "--platform-host", f"http://127.0.0.1:{port}"],
+        [
+            sys.executable,
+            "-m",
+            "corral_sdk.cli.main",
+            "plugins",
+            "ls",
+            "-o",
+            "json",
+            "--platform-host",
+            f"http://127.0.0.1:{port}",
+        ],
         env=deployment.process_env({"PYTHONPATH": str(plugins)}),
-        capture_output=True, text=True, timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     listed: list[dict[str, object]] = json.loads(result.stdout)
     return listed
@@ -54,10 +66,20 @@ def test_installed_plugin_is_listed_and_a_broken_one_shows_failed(
     deployment: TestDeployment, tmp_path: Path
 ) -> None:
     target = tmp_path / "site"
-    install_distribution(target, "corral-hello", "2.3.4", GOOD,
-                         entry_points="[corral.plugins]\nhello = corral_hello.plugin\n")
-    install_distribution(target, "corral-broken", "0.0.1", BROKEN,
-                         entry_points="[corral.plugins]\nbroken = corral_broken.plugin\n")
+    install_distribution(
+        target,
+        "corral-hello",
+        "2.3.4",
+        GOOD,
+        entry_points="[corral.plugins]\nhello = corral_hello.plugin\n",
+    )
+    install_distribution(
+        target,
+        "corral-broken",
+        "0.0.1",
+        BROKEN,
+        entry_points="[corral.plugins]\nbroken = corral_broken.plugin\n",
+    )
     proc, port = start(deployment, target)
     try:
         proc.wait_http(f"http://127.0.0.1:{port}/api/health")
@@ -86,8 +108,13 @@ def test_strict_mode_refuses_to_start_naming_the_distribution(
     deployment: TestDeployment, tmp_path: Path
 ) -> None:
     target = tmp_path / "site"
-    install_distribution(target, "corral-broken", "0.0.1", BROKEN,
-                         entry_points="[corral.plugins]\nbroken = corral_broken.plugin\n")
+    install_distribution(
+        target,
+        "corral-broken",
+        "0.0.1",
+        BROKEN,
+        entry_points="[corral.plugins]\nbroken = corral_broken.plugin\n",
+    )
     proc, _ = start(deployment, target, CORRAL_STRICT_PLUGINS="1")
     assert proc.wait(timeout=60) == 1
     output = proc.output()
@@ -97,10 +124,16 @@ def test_strict_mode_refuses_to_start_naming_the_distribution(
 
 def test_denied_plugin_is_never_imported(deployment: TestDeployment, tmp_path: Path) -> None:
     target = tmp_path / "site"
-    install_distribution(target, "corral-broken", "0.0.1", BROKEN,
-                         entry_points="[corral.plugins]\nbroken = corral_broken.plugin\n")
-    proc, port = start(deployment, target, CORRAL_STRICT_PLUGINS="1",
-                       CORRAL_DENY_PLUGINS="corral-broken")
+    install_distribution(
+        target,
+        "corral-broken",
+        "0.0.1",
+        BROKEN,
+        entry_points="[corral.plugins]\nbroken = corral_broken.plugin\n",
+    )
+    proc, port = start(
+        deployment, target, CORRAL_STRICT_PLUGINS="1", CORRAL_DENY_PLUGINS="corral-broken"
+    )
     try:
         proc.wait_http(f"http://127.0.0.1:{port}/api/health")
         listed = {p["name"]: p for p in plugins_ls(deployment, port, target)}
@@ -114,10 +147,20 @@ def test_two_plugins_registering_one_scheduler_name_are_refused(
     deployment: TestDeployment, tmp_path: Path
 ) -> None:
     target = tmp_path / "site"
-    install_distribution(target, "corral-slurm-one", "1.0", scheduler_plugin("one"),
-                         entry_points="[corral.plugins]\none = corral_one.plugin\n")
-    install_distribution(target, "corral-slurm-two", "1.0", scheduler_plugin("two"),
-                         entry_points="[corral.plugins]\ntwo = corral_two.plugin\n")
+    install_distribution(
+        target,
+        "corral-slurm-one",
+        "1.0",
+        scheduler_plugin("one"),
+        entry_points="[corral.plugins]\none = corral_one.plugin\n",
+    )
+    install_distribution(
+        target,
+        "corral-slurm-two",
+        "1.0",
+        scheduler_plugin("two"),
+        entry_points="[corral.plugins]\ntwo = corral_two.plugin\n",
+    )
     proc, _ = start(deployment, target)
     assert proc.wait(timeout=60) == 1
     output = proc.output()
@@ -131,9 +174,14 @@ def test_plugin_needing_another_sdk_is_skipped_with_the_reason(
     deployment: TestDeployment, tmp_path: Path
 ) -> None:
     target = tmp_path / "site"
-    install_distribution(target, "corral-future", "9.0", scheduler_plugin("future"),
-                         entry_points="[corral.plugins]\nfuture = corral_future.plugin\n",
-                         requires=("corral-sdk>=99",))
+    install_distribution(
+        target,
+        "corral-future",
+        "9.0",
+        scheduler_plugin("future"),
+        entry_points="[corral.plugins]\nfuture = corral_future.plugin\n",
+        requires=("corral-sdk>=99",),
+    )
     proc, port = start(deployment, target)
     try:
         proc.wait_http(f"http://127.0.0.1:{port}/api/health")

@@ -34,7 +34,10 @@ class Lab:
     def migrate(self) -> None:
         subprocess.run(
             [sys.executable, "-m", "corral_sdk.cli.main", "migrate"],
-            env=self.env, check=True, capture_output=True, timeout=120,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            timeout=120,
         )
 
     def start_worker(self) -> CorralProcess:
@@ -86,8 +89,12 @@ async def test_desired_state_changed_while_worker_is_dead(lab: tuple[Lab, Runtim
     worker = lab_.start_worker()
     try:
         lamp = await runtime.resources.create(
-            "lamp", org="default", owner="alice", name="desk-lamp",
-            spec={"path": str(world)}, desired_state="on",
+            "lamp",
+            org="default",
+            owner="alice",
+            name="desk-lamp",
+            spec={"path": str(world)},
+            desired_state="on",
         )
 
         async def observed(state: str) -> bool:
@@ -118,8 +125,12 @@ async def test_worker_killed_in_the_middle_of_a_switch(lab: tuple[Lab, Runtime])
     worker = lab_.start_worker()
     try:
         lamp = await runtime.resources.create(
-            "lamp", org="default", owner="alice", name="slow-lamp",
-            spec={"path": str(world), "switch_seconds": 3600}, desired_state="on",
+            "lamp",
+            org="default",
+            owner="alice",
+            name="slow-lamp",
+            spec={"path": str(world), "switch_seconds": 3600},
+            desired_state="on",
         )
         await eventually(lambda: world.exists() and world.read_text() == "start on\n")
     finally:
@@ -128,6 +139,7 @@ async def test_worker_killed_in_the_middle_of_a_switch(lab: tuple[Lab, Runtime])
 
     worker = lab_.start_worker()
     try:
+
         async def observed_on() -> bool:
             return (await runtime.resources.get(lamp.id)).observed_state == "on"
 

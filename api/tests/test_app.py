@@ -52,7 +52,9 @@ class GreeterPlugin:
 
 @pytest.fixture
 async def client(deployment: TestDeployment) -> AsyncIterator[AsyncTestClient[Any]]:
-    source = PluginSource(name="greeter", distribution="corral-greeter", version="3", load=GreeterPlugin)
+    source = PluginSource(
+        name="greeter", distribution="corral-greeter", version="3", load=GreeterPlugin
+    )
     runtime = Runtime(
         deployment.settings(), load_kernel(sources=[*builtin_sources(), source]), "api"
     )
@@ -68,7 +70,10 @@ async def test_health(client: AsyncTestClient[Any], deployment: TestDeployment) 
     response = await client.get("/api/health")
     assert response.status_code == 200
     assert response.json() == {
-        "status": "ok", "version": "0.1.0", "mode": deployment.mode, "checks": {"database": "ok"}
+        "status": "ok",
+        "version": "0.1.0",
+        "mode": deployment.mode,
+        "checks": {"database": "ok"},
     }
 
 
@@ -88,11 +93,15 @@ async def test_plugin_routes_are_mounted_under_their_name(client: AsyncTestClien
     assert response.json() == {"greeting": "hello bo hello bo"}
 
 
-async def test_openapi_document_lists_kernel_and_plugin_routes(client: AsyncTestClient[Any]) -> None:
+async def test_openapi_document_lists_kernel_and_plugin_routes(
+    client: AsyncTestClient[Any],
+) -> None:
     response = await client.get("/api/schema")
     assert response.status_code == 200
     paths = response.json()["paths"]
-    assert {"/api/health", "/api/plugins", "/api/version", "/api/plugins/greeter/greetings"} <= set(paths)
+    assert {"/api/health", "/api/plugins", "/api/version", "/api/plugins/greeter/greetings"} <= set(
+        paths
+    )
     assert (await client.get("/api/schema/openapi.json")).json()["paths"] == paths
 
 
@@ -101,14 +110,19 @@ async def test_errors_are_problem_details(client: AsyncTestClient[Any]) -> None:
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"
     assert missing.json() == {
-        "title": "Not found", "status": 404, "detail": "Not Found", "instance": "/api/nowhere"
+        "title": "Not found",
+        "status": 404,
+        "detail": "Not Found",
+        "instance": "/api/nowhere",
     }
 
     wrong_method = await client.delete("/api/health")
     assert wrong_method.status_code == 405
     assert wrong_method.headers["content-type"] == "application/problem+json"
 
-    invalid = await client.post("/api/plugins/greeter/greetings", json={"name": "x", "times": "two"})
+    invalid = await client.post(
+        "/api/plugins/greeter/greetings", json={"name": "x", "times": "two"}
+    )
     assert invalid.status_code == 422
     body = invalid.json()
     assert body["status"] == 422 and "times" in body["detail"]
@@ -137,7 +151,9 @@ async def test_errors_are_problem_details(client: AsyncTestClient[Any]) -> None:
 
 async def test_malformed_json_is_a_problem_not_a_crash(client: AsyncTestClient[Any]) -> None:
     response = await client.post(
-        "/api/plugins/greeter/greetings", content=b"{not json", headers={"content-type": "application/json"}
+        "/api/plugins/greeter/greetings",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
     )
     assert response.status_code in {400, 422}
     assert response.headers["content-type"] == "application/problem+json"

@@ -83,10 +83,14 @@ def test_configure_hands_plugins_their_own_table() -> None:
             seen.append(config.for_plugin("greeter", Settings))
 
     kernel = load_kernel(sources=[plugin_source("greeter", Plugin())])
-    config = PluginConfig(data_dir="/tmp", public_url="http://x", plugins={"greeter": {"greeting": "hi"}})
+    config = PluginConfig(
+        data_dir="/tmp", public_url="http://x", plugins={"greeter": {"greeting": "hi"}}
+    )
     kernel.configure(config)
     assert seen == [Settings(greeting="hi")]
-    bad = PluginConfig(data_dir="/tmp", public_url="http://x", plugins={"greeter": {"greting": "hi"}})
+    bad = PluginConfig(
+        data_dir="/tmp", public_url="http://x", plugins={"greeter": {"greting": "hi"}}
+    )
     with pytest.raises(PluginError, match=r"unknown key plugins\.greeter\.greting") as error:
         kernel.configure(bad)
     assert isinstance(error.value.__cause__, SettingsError)

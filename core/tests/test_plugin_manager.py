@@ -58,7 +58,9 @@ def test_facade_returns_typed_records_and_lazy_factories() -> None:
     assert kernel.cloud("mycloud").features == frozenset({CloudFeature.SPOT})
     assert list(kernel.schedulers()) == ["slurm"]
     assert kernel.distribution_of("scheduler", "slurm") == "corral-slurmish"
-    with pytest.raises(NotFound, match=r"no scheduler named 'pbs' is installed \(installed: slurm\)"):
+    with pytest.raises(
+        NotFound, match=r"no scheduler named 'pbs' is installed \(installed: slurm\)"
+    ):
         kernel.scheduler("pbs")
 
 
@@ -85,16 +87,16 @@ def test_denied_plugin_is_not_imported() -> None:
         imported.append(True)
         return Slurmish()
 
-    kernel = load_kernel(deny=["corral-slurmish"], strict=True, sources=[make("slurmish", None, load=load)])
+    kernel = load_kernel(
+        deny=["corral-slurmish"], strict=True, sources=[make("slurmish", None, load=load)]
+    )
     assert imported == []
     assert kernel.plugins()[0].status == "denied"
     assert dict(kernel.schedulers()) == {}
 
 
 def test_incompatible_sdk_range_is_skipped_before_import() -> None:
-    kernel = load_kernel(
-        sources=[make("future", None, load=boom, requires_sdk=">=99")]
-    )
+    kernel = load_kernel(sources=[make("future", None, load=boom, requires_sdk=">=99")])
     info = kernel.plugins()[0]
     assert info.status == "failed"
     assert info.reason.startswith("requires corral-sdk>=99, but corral-sdk ")
@@ -111,8 +113,10 @@ def test_duplicate_names_name_both_distributions() -> None:
 
 def test_same_plugin_name_from_two_distributions() -> None:
     kernel = load_kernel(
-        sources=[make("dup", Slurmish(), distribution="corral-a"),
-                 make("dup", Cloudish(), distribution="corral-b")]
+        sources=[
+            make("dup", Slurmish(), distribution="corral-a"),
+            make("dup", Cloudish(), distribution="corral-b"),
+        ]
     )
     first, second = kernel.plugins()
     assert first.status == "loaded"
@@ -162,5 +166,8 @@ def test_builtins_load_first_from_the_real_discovery() -> None:
     kernel = load_kernel()
     first = kernel.plugins()[0]
     assert (first.name, first.distribution, first.builtin, first.status) == (
-        "builtin", "corral-core", True, "loaded"
+        "builtin",
+        "corral-core",
+        True,
+        "loaded",
     )

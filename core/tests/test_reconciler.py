@@ -98,7 +98,11 @@ async def test_reconcile_reaches_desired_state_and_emits_one_event(runtime: Runt
     await runtime.reconciler.reconcile(pump.id)
     await runtime.reconciler.reconcile(pump.id)  # settled: the reconciler is not called again
     stored = await row(runtime, pump.id)
-    assert (stored.observed_state, stored.observed_generation, stored.reason) == ("running", 1, "pumping")
+    assert (stored.observed_state, stored.observed_generation, stored.reason) == (
+        "running",
+        1,
+        "pumping",
+    )
     assert stored.status == {"seen_generation": 1}
     assert stored.next_reconcile_at is None and stored.lease_owner is None
     assert PumpReconciler.calls == [(1, "running")]
@@ -107,7 +111,9 @@ async def test_reconcile_reaches_desired_state_and_emits_one_event(runtime: Runt
 
 
 async def test_concurrent_reconciles_of_one_resource_run_one_at_a_time(runtime: Runtime) -> None:
-    pump = await runtime.resources.create("pump", org="o", owner="alice", name="p1", desired_state="running")
+    pump = await runtime.resources.create(
+        "pump", org="o", owner="alice", name="p1", desired_state="running"
+    )
     PumpReconciler.gate = asyncio.Event()
     first = asyncio.create_task(runtime.reconciler.reconcile(pump.id))
     while not PumpReconciler.calls:
@@ -119,7 +125,9 @@ async def test_concurrent_reconciles_of_one_resource_run_one_at_a_time(runtime: 
 
 
 async def test_generation_changed_during_reconcile_is_reconciled_next(runtime: Runtime) -> None:
-    pump = await runtime.resources.create("pump", org="o", owner="alice", name="p1", desired_state="running")
+    pump = await runtime.resources.create(
+        "pump", org="o", owner="alice", name="p1", desired_state="running"
+    )
     PumpReconciler.gate = asyncio.Event()
     task = asyncio.create_task(runtime.reconciler.reconcile(pump.id))
     while not PumpReconciler.calls:
@@ -133,7 +141,9 @@ async def test_generation_changed_during_reconcile_is_reconciled_next(runtime: R
 
 
 async def test_failures_back_off_and_keep_the_reason(runtime: Runtime) -> None:
-    pump = await runtime.resources.create("pump", org="o", owner="alice", name="p1", desired_state="running")
+    pump = await runtime.resources.create(
+        "pump", org="o", owner="alice", name="p1", desired_state="running"
+    )
     PumpReconciler.fail_with = ProviderError("the pump controller did not answer")
     await runtime.reconciler.reconcile(pump.id)
     first = await row(runtime, pump.id)
@@ -145,14 +155,18 @@ async def test_failures_back_off_and_keep_the_reason(runtime: Runtime) -> None:
     second = await row(runtime, pump.id)
     assert second.attempts == 2
     assert second.next_reconcile_at is not None and first.next_reconcile_at is not None
-    assert second.next_reconcile_at - utcnow() > first.next_reconcile_at - utcnow() - timedelta(seconds=0.1)
+    assert second.next_reconcile_at - utcnow() > first.next_reconcile_at - utcnow() - timedelta(
+        seconds=0.1
+    )
     PumpReconciler.fail_with = RuntimeError("secret detail that must not reach users")
     await runtime.reconciler.reconcile(pump.id)
     assert (await row(runtime, pump.id)).reason == "internal error while reconciling: RuntimeError"
 
 
 async def test_moving_states_are_due_again(runtime: Runtime) -> None:
-    pump = await runtime.resources.create("pump", org="o", owner="alice", name="p1", desired_state="running")
+    pump = await runtime.resources.create(
+        "pump", org="o", owner="alice", name="p1", desired_state="running"
+    )
     PumpReconciler.result_state = "starting"
     PumpReconciler.requeue_after = 0.0
     await runtime.reconciler.reconcile(pump.id)
@@ -165,7 +179,9 @@ async def test_moving_states_are_due_again(runtime: Runtime) -> None:
 
 
 async def test_expired_lease_of_a_dead_worker_is_taken_over(runtime: Runtime) -> None:
-    pump = await runtime.resources.create("pump", org="o", owner="alice", name="p1", desired_state="running")
+    pump = await runtime.resources.create(
+        "pump", org="o", owner="alice", name="p1", desired_state="running"
+    )
     async with runtime.db.session() as session:
         stored = await session.get(Resource, pump.id)
         assert stored is not None
@@ -194,7 +210,9 @@ async def test_spec_state_and_name_are_validated(runtime: Runtime) -> None:
         )
     assert error.value.field == "spec.litres_per_minute"
     with pytest.raises(Invalid, match="desired_state 'flying' is not a state of pump"):
-        await runtime.resources.create("pump", org="o", owner="alice", name="p1", desired_state="flying")
+        await runtime.resources.create(
+            "pump", org="o", owner="alice", name="p1", desired_state="flying"
+        )
     await runtime.resources.create("pump", org="o", owner="alice", name="p1")
     with pytest.raises(Conflict, match="alice already has a resource named 'p1'"):
         await runtime.resources.create("pump", org="o", owner="alice", name="p1")
@@ -204,7 +222,9 @@ async def test_spec_state_and_name_are_validated(runtime: Runtime) -> None:
 async def test_a_kind_whose_plugin_is_gone_waits_with_a_reason(
     runtime: Runtime, deployment: TestDeployment
 ) -> None:
-    pump = await runtime.resources.create("pump", org="o", owner="alice", name="p1", desired_state="running")
+    pump = await runtime.resources.create(
+        "pump", org="o", owner="alice", name="p1", desired_state="running"
+    )
     without = Runtime(deployment.settings(), load_kernel(sources=[]), "worker")
     try:
         await without.reconciler.reconcile(pump.id)

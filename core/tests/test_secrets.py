@@ -27,7 +27,7 @@ def test_shared_database_needs_a_configured_key(deployment: TestDeployment) -> N
     settings = deployment.settings(
         CORRAL_SECRETS_KEY="", CORRAL_DATABASE_URL="postgresql://x@localhost/y"
     )
-    with pytest.raises(SettingsError, match="secrets.key must be set"):
+    with pytest.raises(SettingsError, match=r"secrets\.key must be set"):
         SecretBox.from_settings(settings)
     with pytest.raises(SettingsError, match="not a valid key"):
         SecretBox("short")

@@ -68,5 +68,7 @@ def test_help_imports_no_heavy_module() -> None:
         "heavy = {'msgspec', 'httpx', 'pluggy', 'corral_core', 'corral_api', 'litestar'}\n"
         "print(sorted(heavy & set(sys.modules)), file=sys.stderr)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stderr.strip() == "[]"

@@ -6,7 +6,6 @@ import logging
 from typing import Any
 
 import msgspec
-
 from litestar import Litestar, Request, Response, Router
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
@@ -67,9 +66,7 @@ def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> R
     title = {401: "Not authenticated", 403: "Permission denied", 404: "Not found"}.get(
         status, detail if status < 500 else "Internal error"
     )
-    return _problem(
-        request, Problem(title=title, status=status, detail=str(detail), errors=errors)
-    )
+    return _problem(request, Problem(title=title, status=status, detail=str(detail), errors=errors))
 
 
 def unexpected_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:

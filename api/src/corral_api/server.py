@@ -134,7 +134,7 @@ def serve(args: Any) -> int:
     settings = _settings(args)
     if settings.embedded_broker:
         raise SettingsError(
-            "corral serve needs a shared broker (set [broker] url = \"redis://...\"); "
+            'corral serve needs a shared broker (set [broker] url = "redis://..."); '
             "for one process use corral up",
             field="broker.url",
         )
@@ -159,7 +159,7 @@ def worker(args: Any) -> int:
     settings = _settings(args)
     if settings.embedded_broker:
         raise SettingsError(
-            "corral worker needs a shared broker (set [broker] url = \"redis://...\"); "
+            'corral worker needs a shared broker (set [broker] url = "redis://..."); '
             "for one process use corral up",
             field="broker.url",
         )

@@ -38,7 +38,9 @@ def _parse(url: str) -> URL:
     try:
         parsed = make_url(url)
     except Exception:
-        raise SettingsError(f"database.url {url!r} is not a database URL", field="database.url") from None
+        raise SettingsError(
+            f"database.url {url!r} is not a database URL", field="database.url"
+        ) from None
     backend = parsed.get_backend_name()
     if backend not in {"sqlite", "postgresql"}:
         raise SettingsError(

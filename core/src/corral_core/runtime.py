@@ -48,7 +48,9 @@ class Runtime:
         self.process = process
         self.identity = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.db = Database(
-            settings.database_url, echo=settings.database.echo, pool_size=settings.database.pool_size
+            settings.database_url,
+            echo=settings.database.echo,
+            pool_size=settings.database.pool_size,
         )
         self.secrets = SecretBox.from_settings(settings)
         self.pubsub: PubSub = (

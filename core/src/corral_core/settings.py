@@ -50,7 +50,7 @@ class ServerSettings(_Section, frozen=True, kw_only=True):
 
 class DatabaseSettings(_Section, frozen=True, kw_only=True):
     url: str = ""
-    """``sqlite:///path`` or ``postgresql://user@host/db``; default: SQLite in the data directory."""
+    """``sqlite:///path`` or ``postgresql://user@host/db``; default: SQLite in the data dir."""
     echo: bool = False
     pool_size: int = 5
 
@@ -84,7 +84,7 @@ class LoggingSettings(_Section, frozen=True, kw_only=True):
 
 class Settings(_Section, frozen=True, kw_only=True):
     data_dir: str = ""
-    """Where Corral keeps its data (SQLite database, secret key); default ``~/.local/share/corral``."""
+    """Where Corral keeps its data (database, secret key); default ``~/.local/share/corral``."""
     strict_plugins: bool = False
     """Fail startup when any plugin fails to load (set in CI)."""
     deny_plugins: list[str] = msgspec.field(default_factory=list)
@@ -197,9 +197,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise SettingsError(f"{path}: {exc}", field=str(path)) from None
 
 
-def load_settings(
-    path: str | Path | None = None, env: Mapping[str, str] | None = None
-) -> Settings:
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Read the settings file and the environment; raise :class:`SettingsError` naming the key.
 
     ``path`` overrides ``CORRAL_CONFIG``; without either, ``./corral.toml`` is read when present.

@@ -36,7 +36,9 @@ class TaskQueue:
         else:
             from dramatiq.brokers.redis import RedisBroker
 
-            broker = RedisBroker(url=settings.broker.url, namespace=settings.broker.namespace)
+            broker = RedisBroker(  # type: ignore[no-untyped-call]
+                url=settings.broker.url, namespace=settings.broker.namespace
+            )
         broker.add_middleware(AsyncIO())
         self.broker = broker
         self._actors: dict[str, dramatiq.Actor[Any, Any]] = {}
@@ -44,13 +46,14 @@ class TaskQueue:
 
     def actor(self, name: str, fn: Callable[..., Awaitable[None]]) -> None:
         """Declare ``fn`` (an async function taking JSON-able arguments) as actor ``name``."""
-        self._actors[name] = dramatiq.actor(fn, actor_name=name, broker=self.broker, **ACTOR_OPTIONS)
+        declare = dramatiq.actor(actor_name=name, broker=self.broker, **ACTOR_OPTIONS)
+        self._actors[name] = declare(fn)
 
     async def send(self, name: str, *args: Any, delay: float | None = None) -> None:
         """Enqueue a message, without blocking the event loop on the broker."""
         actor = self._actors[name]
-        options = {"delay": int(delay * 1000)} if delay else {}
-        await asyncio.to_thread(actor.send_with_options, args=args, **options)
+        delay_ms = int(delay * 1000) if delay else None
+        await asyncio.to_thread(actor.send_with_options, args=args, delay=delay_ms)
 
     def start_worker(self, threads: int | None = None) -> None:
         self._worker = dramatiq.Worker(

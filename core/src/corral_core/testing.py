@@ -177,7 +177,12 @@ class CorralProcess:
 
 
 def install_distribution(
-    target: Path, name: str, version: str, files: Mapping[str, str], *, entry_points: str = "",
+    target: Path,
+    name: str,
+    version: str,
+    files: Mapping[str, str],
+    *,
+    entry_points: str = "",
     requires: tuple[str, ...] = (),
 ) -> Path:
     """Build a real wheel from ``files`` and install it into ``target`` with ``uv pip``.
@@ -198,7 +203,8 @@ def install_distribution(
         archive.writestr(f"{info}/METADATA", metadata + "\n")
         archive.writestr(
             f"{info}/WHEEL",
-            "Wheel-Version: 1.0\nGenerator: corral-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+            "Wheel-Version: 1.0\nGenerator: corral-tests\nRoot-Is-Purelib: true\n"
+            "Tag: py3-none-any\n",
         )
         if entry_points:
             archive.writestr(f"{info}/entry_points.txt", entry_points)

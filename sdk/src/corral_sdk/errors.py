@@ -106,7 +106,7 @@ class NotFound(CorralError):
 
 
 class Conflict(CorralError):
-    """The operation clashes with the resource's current state (a duplicate name, a busy cluster)."""
+    """The operation clashes with the resource's state (a duplicate name, a busy cluster)."""
 
     status = 409
     default_reason = "conflict"

@@ -8,7 +8,7 @@ the methods each declared feature needs.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 __all__ = [
     "AIFeature",
@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 
-class CloudFeature(str, Enum):
+class CloudFeature(StrEnum):
     """What a cloud provider can do beyond launching and terminating instances."""
 
     NETWORKS = "networks"
@@ -46,7 +46,7 @@ class CloudFeature(str, Enum):
     """Reports a price per hour for its instance types."""
 
 
-class SchedulerFeature(str, Enum):
+class SchedulerFeature(StrEnum):
     """What a batch scheduler plugin supports beyond submit, status and cancel."""
 
     HOLD_RELEASE = "hold-release"
@@ -58,7 +58,7 @@ class SchedulerFeature(str, Enum):
     """Can declare cloud nodes that are powered up and down on demand."""
 
 
-class StorageFeature(str, Enum):
+class StorageFeature(StrEnum):
     """What a storage type supports."""
 
     MOUNT = "mount"
@@ -70,10 +70,10 @@ class StorageFeature(str, Enum):
     OBJECT_LISTING = "object-listing"
 
 
-class AuthFeature(str, Enum):
+class AuthFeature(StrEnum):
     """How an auth method signs users in."""
 
-    PASSWORD = "password"
+    PASSWORD = "password"  # noqa: S105 - a capability, not a secret
     """Checks a username and password (built-in accounts, LDAP bind)."""
     REDIRECT = "redirect"
     """Sends the browser to an identity provider and handles its callback (OIDC, SAML)."""
@@ -82,7 +82,7 @@ class AuthFeature(str, Enum):
     MFA = "mfa"
 
 
-class AIFeature(str, Enum):
+class AIFeature(StrEnum):
     """What an AI provider supports."""
 
     STREAMING = "streaming"
@@ -91,7 +91,7 @@ class AIFeature(str, Enum):
     VISION = "vision"
 
 
-class SessionFeature(str, Enum):
+class SessionFeature(StrEnum):
     """What a session type needs or offers."""
 
     HTTP = "http"
@@ -104,7 +104,7 @@ class SessionFeature(str, Enum):
     """Can run in the user's workspace on the Corral host."""
 
 
-class WorkflowActionFeature(str, Enum):
+class WorkflowActionFeature(StrEnum):
     """What a workflow action (``uses: corral/<name>``) does."""
 
     NEEDS_TARGET = "needs-target"

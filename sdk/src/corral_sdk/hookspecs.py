@@ -259,8 +259,9 @@ def corral_on_event(event: Event) -> None:
     Called in a background worker for every stored event, in the order of ``event.id``, from a
     durable cursor: each event is delivered once, or at most twice when a worker is killed
     between delivering it and recording that it did. A slow or failing plugin never holds up the
-    call that caused the event; exceptions are logged and the event is not retried. Webhooks, cost tracking and
-    notifications consume events here; enqueue anything slow rather than doing it inline.
+    call that caused the event; exceptions are logged and the event is not retried. Webhooks,
+    cost tracking and notifications consume events here; enqueue anything slow rather than doing
+    it inline.
 
     :param event: the :class:`~corral_sdk.events.Event`.
     """

@@ -1,10 +1,10 @@
 """Everything a plugin author needs in one import::
 
-    from corral_sdk.plugin import hookimpl, SchedulerRecord, SchedulerFeature
+from corral_sdk.plugin import hookimpl, SchedulerRecord, SchedulerFeature
 
-    @hookimpl
-    def corral_register_schedulers():
-        return [SchedulerRecord(name="myscheduler", factory="corral_mine.scheduler:Mine")]
+@hookimpl
+def corral_register_schedulers():
+    return [SchedulerRecord(name="myscheduler", factory="corral_mine.scheduler:Mine")]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from corral_sdk.features import (
     WorkflowActionFeature,
 )
 from corral_sdk.hookspecs import PROJECT_NAME
-from corral_sdk.reconcile import ReconcileContext, ReconcileResult, Reconciler, ResourceSnapshot
+from corral_sdk.reconcile import ReconcileContext, Reconciler, ReconcileResult, ResourceSnapshot
 from corral_sdk.records import (
     AIProviderRecord,
     AuthMethodRecord,

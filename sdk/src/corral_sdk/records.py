@@ -1,8 +1,9 @@
 """Registration records: what registration hooks return.
 
-Each record is a frozen msgspec struct naming one provider, the factory that builds it (a class, or a
-``"module:attribute"`` string imported only when the provider is first used, so listing plugins
-stays cheap), the struct that decodes its configuration, the features it declares and its docs.
+Each record is a frozen msgspec struct naming one provider, the factory that builds it (a class,
+or a ``"module:attribute"`` string imported only when the provider is first used, so listing
+plugins stays cheap), the struct that decodes its configuration, the features it declares and its
+docs.
 The kernel refuses two records of one kind with the same name, naming both distributions.
 """
 

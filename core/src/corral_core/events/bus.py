@@ -41,7 +41,9 @@ class InProcessPubSub:
     """Announcements between the tasks and threads of one process."""
 
     def __init__(self) -> None:
-        self._subscribers: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[str]]]] = {}
+        self._subscribers: dict[
+            str, list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[str]]]
+        ] = {}
 
     async def publish(self, channel: str, message: str) -> None:
         for loop, queue in list(self._subscribers.get(channel, [])):

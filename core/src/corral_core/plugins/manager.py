@@ -86,7 +86,9 @@ class _Loaded:
             status=self.status,  # type: ignore[arg-type]
             reason=self.reason,
             builtin=self.source.builtin,
-            registers=[Registered(kind=k, names=sorted(v)) for k, v in sorted(self.registers.items())],
+            registers=[
+                Registered(kind=k, names=sorted(v)) for k, v in sorted(self.registers.items())
+            ],
         )
 
 
@@ -137,7 +139,7 @@ def _describe(exc: BaseException) -> str:
 
 
 class Kernel:
-    """The plugin manager behind a typed facade: ``kernel.schedulers()``, ``kernel.cloud("aws")``."""
+    """The plugin manager behind a typed facade: ``kernel.schedulers()``, ``kernel.cloud("x")``."""
 
     def __init__(self, pm: pluggy.PluginManager, loaded: Sequence[_Loaded]) -> None:
         self._pm = pm

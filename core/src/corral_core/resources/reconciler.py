@@ -25,7 +25,7 @@ from corral_core.resources.models import Resource
 from corral_core.resources.service import snapshot
 from corral_core.settings import ReconcileSettings
 from corral_sdk.errors import CorralError, NotFound
-from corral_sdk.reconcile import ReconcileResult, Reconciler, ResourceSnapshot
+from corral_sdk.reconcile import Reconciler, ReconcileResult, ResourceSnapshot
 
 __all__ = ["ResourceReconciler"]
 
@@ -119,7 +119,9 @@ class ResourceReconciler:
     # --- reconcile ------------------------------------------------------------------------------
 
     def _backoff(self, attempts: int) -> float:
-        return float(min(self.settings.retry_backoff * 2 ** max(attempts - 1, 0), self.settings.max_backoff))
+        return float(
+            min(self.settings.retry_backoff * 2 ** max(attempts - 1, 0), self.settings.max_backoff)
+        )
 
     async def reconcile(self, resource_id: int) -> None:
         """Reconcile one resource until it is settled for its current generation.
@@ -142,12 +144,11 @@ class ResourceReconciler:
         try:
             record = self.kernel.resource_kind(resource.kind)
         except NotFound as exc:
-            delay = self.settings.max_backoff
             await self._release(
                 resource.id,
                 token,
                 reason=exc.message,
-                next_reconcile_at=utcnow() + timedelta(seconds=delay),
+                next_reconcile_at=utcnow() + timedelta(seconds=self.settings.max_backoff),
             )
             log.warning("resource %s: %s", resource.id, exc.message)
             return False

@@ -54,7 +54,7 @@ def _global_flags() -> argparse.ArgumentParser:
     flags.add_argument(
         "--platform-host",
         default=argparse.SUPPRESS,
-        help="the Corral server to talk to, e.g. http://127.0.0.1:8080 (overrides PW_PLATFORM_HOST)",
+        help="the Corral server, e.g. http://127.0.0.1:8080 (overrides PW_PLATFORM_HOST)",
     )
     flags.add_argument(
         "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging"
@@ -71,7 +71,11 @@ def _server_flags(parser: argparse.ArgumentParser, *, listen: bool) -> None:
 
 def _output_flag(parser: argparse.ArgumentParser, choices: Sequence[str], default: str) -> None:
     parser.add_argument(
-        "-o", "--output", choices=choices, default=default, help=f"output format (default {default})"
+        "-o",
+        "--output",
+        choices=choices,
+        default=default,
+        help=f"output format (default {default})",
     )
 
 
@@ -113,16 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
     _server_flags(up, listen=True)
     up.add_argument("--data-dir", help="where Corral keeps its data")
 
-    serve = leaf(
-        commands, "serve", "corral_api.server:serve", "run the API (distributed mode)"
-    )
+    serve = leaf(commands, "serve", "corral_api.server:serve", "run the API (distributed mode)")
     _server_flags(serve, listen=True)
 
     worker = leaf(
         commands, "worker", "corral_api.server:worker", "run background workers (distributed mode)"
     )
     _server_flags(worker, listen=False)
-    worker.add_argument("--threads", type=int, help="worker threads (default [broker] worker_threads)")
+    worker.add_argument(
+        "--threads", type=int, help="worker threads (default [broker] worker_threads)"
+    )
 
     migrate = leaf(
         commands, "migrate", "corral_api.server:migrate", "bring the database schema up to date"
@@ -197,7 +201,6 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     sys.exit(run(argv if argv is not None else sys.argv[1:]))
-
 
 
 if __name__ == "__main__":  # pragma: no cover
