@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import msgspec
@@ -24,6 +24,7 @@ __all__ = [
     "required_methods",
     "unsupported",
     "unsupported_default",
+    "unsupported_stream",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,6 +58,22 @@ def is_unsupported(error: BaseException) -> bool:
     return isinstance(error, ProviderError) and error.reason == UNSUPPORTED
 
 
+class _FailingIterator(AsyncIterator[Any]):
+    """An async iterator whose first ``__anext__`` raises a given error."""
+
+    def __init__(self, error: BaseException) -> None:
+        self._error = error
+
+    async def __anext__(self) -> Any:
+        raise self._error
+
+
+def unsupported_stream(provider: object, operation: str) -> AsyncIterator[Any]:
+    """What a default streaming method returns: an iterator raising :func:`unsupported` when
+    iterated, as an async generator would."""
+    return _FailingIterator(unsupported(provider, operation))
+
+
 def unsupported_default(func: F) -> F:
     """Mark a method of a ``*Base`` mixin as the "not supported" default.
 
@@ -76,7 +93,7 @@ def is_unsupported_default(provider: object, method: str) -> bool:
     return bool(getattr(attr, _UNSUPPORTED_MARK, False))
 
 
-class MethodKind(str, enum.Enum):
+class MethodKind(enum.StrEnum):
     """How a protocol method is called."""
 
     COROUTINE = "coroutine"
@@ -114,7 +131,7 @@ def required_methods(protocol: type, feature_methods: Mapping[Any, tuple[str, ..
     return [name for name in protocol_methods(protocol) if name not in optional]
 
 
-class StepState(str, enum.Enum):
+class StepState(enum.StrEnum):
     """The state of one step of a long operation (a network's VPC, a disk's volume)."""
 
     PENDING = "pending"

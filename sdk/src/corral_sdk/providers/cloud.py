@@ -29,7 +29,13 @@ import msgspec
 
 from corral_sdk.errors import Invalid
 from corral_sdk.features import CloudFeature
-from corral_sdk.providers._common import ProgressLog, redacted_repr, unsupported, unsupported_default
+from corral_sdk.providers._common import (
+    ProgressLog,
+    redacted_repr,
+    unsupported,
+    unsupported_default,
+    unsupported_stream,
+)
 
 __all__ = [
     "CAPACITY_UNAVAILABLE",
@@ -128,7 +134,7 @@ class Region(msgspec.Struct, frozen=True, kw_only=True):
     gov: bool = False
 
 
-class Architecture(str, enum.Enum):
+class Architecture(enum.StrEnum):
     """CPU architecture of an instance type or image."""
 
     X86_64 = "x86_64"
@@ -158,7 +164,7 @@ class InstanceType(msgspec.Struct, frozen=True, kw_only=True):
     description: str = ""
 
 
-class ImageSource(str, enum.Enum):
+class ImageSource(enum.StrEnum):
     """Where an image comes from."""
 
     PROVIDER = "provider"
@@ -167,7 +173,7 @@ class ImageSource(str, enum.Enum):
     """An OS snapshot made in this account (:meth:`CloudProvider.create_image`)."""
 
 
-class ImageState(str, enum.Enum):
+class ImageState(enum.StrEnum):
     PENDING = "pending"
     AVAILABLE = "available"
     FAILED = "failed"
@@ -249,7 +255,7 @@ class InstanceRequest(msgspec.Struct, frozen=True, kw_only=True):
             raise Invalid("the root disk size must be positive", field="root_disk_gib")
 
 
-class InstanceState(str, enum.Enum):
+class InstanceState(enum.StrEnum):
     """Lifecycle of an instance, mapped from the cloud's own states."""
 
     PENDING = "pending"
@@ -328,7 +334,7 @@ class NetworkSpec(msgspec.Struct, frozen=True, kw_only=True):
                     f"{region.cidr!r} is not a valid CIDR block", field=f"regions.{index}.cidr"
                 ) from None
             for other_index, other in enumerate(nets):
-                if net.version == other.version and net.overlaps(other):  # type: ignore[arg-type]
+                if net.version == other.version and net.overlaps(other):
                     raise Invalid(
                         f"{region.cidr} overlaps {self.regions[other_index].cidr}",
                         field=f"regions.{index}.cidr",
@@ -385,7 +391,7 @@ class StaticIp(msgspec.Struct, frozen=True, kw_only=True):
     attached_to: str | None = None
 
 
-class BillingState(str, enum.Enum):
+class BillingState(enum.StrEnum):
     PROVISIONED = "provisioned"
     """Billing data was found for the account."""
     UNPROVISIONED = "unprovisioned"
@@ -566,7 +572,12 @@ class CloudProvider(Protocol):
     # --- CloudFeature.STATIC_IPS
 
     async def allocate_static_ip(
-        self, account: CloudAccount, region: str, name: str, *, tags: Mapping[str, str] | None = None
+        self,
+        account: CloudAccount,
+        region: str,
+        name: str,
+        *,
+        tags: Mapping[str, str] | None = None,
     ) -> StaticIp:
         """Allocate a static public IP address (or return the one already allocated under
         ``name``)."""
@@ -693,7 +704,12 @@ class CloudProviderBase:
 
     @unsupported_default
     async def allocate_static_ip(
-        self, account: CloudAccount, region: str, name: str, *, tags: Mapping[str, str] | None = None
+        self,
+        account: CloudAccount,
+        region: str,
+        name: str,
+        *,
+        tags: Mapping[str, str] | None = None,
     ) -> StaticIp:
         raise unsupported(self, "allocate_static_ip")
 
@@ -733,8 +749,7 @@ class CloudProviderBase:
         raise unsupported(self, "billing_status")
 
     @unsupported_default
-    async def import_costs(
+    def import_costs(
         self, account: CloudAccount, start: datetime, end: datetime
     ) -> AsyncIterator[CostItem]:
-        raise unsupported(self, "import_costs")
-        yield  # pragma: no cover - makes this an async generator like the real ones
+        return unsupported_stream(self, "import_costs")

@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 
-class JobState(str, enum.Enum):
+class JobState(enum.StrEnum):
     """Corral's job states; each scheduler maps its own onto these (Slurm ``CF`` is
     ``PENDING``, ``CA`` is ``CANCELLED``, PBS ``H`` is ``HELD``...)."""
 
@@ -186,7 +186,7 @@ class Partition(msgspec.Struct, frozen=True, kw_only=True):
     max_nodes: int | None = None
 
 
-class NodeState(str, enum.Enum):
+class NodeState(enum.StrEnum):
     IDLE = "idle"
     MIXED = "mixed"
     """Some of its CPUs are allocated."""
@@ -197,7 +197,7 @@ class NodeState(str, enum.Enum):
     UNKNOWN = "unknown"
 
 
-class PowerState(str, enum.Enum):
+class PowerState(enum.StrEnum):
     """Power state of an elastic node (Slurm's ``~``, ``#``, ``%`` suffixes)."""
 
     ON = "on"

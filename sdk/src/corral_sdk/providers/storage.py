@@ -25,7 +25,13 @@ import msgspec
 
 from corral_sdk.errors import Invalid
 from corral_sdk.features import StorageFeature
-from corral_sdk.providers._common import ProgressLog, redacted_repr, unsupported, unsupported_default
+from corral_sdk.providers._common import (
+    ProgressLog,
+    redacted_repr,
+    unsupported,
+    unsupported_default,
+    unsupported_stream,
+)
 from corral_sdk.providers.cloud import CloudAccount
 from corral_sdk.transport import CommandRunner
 
@@ -66,7 +72,7 @@ class StorageSpec(msgspec.Struct, frozen=True, kw_only=True):
     tags: dict[str, str] = msgspec.field(default_factory=dict)
 
 
-class StorageState(str, enum.Enum):
+class StorageState(enum.StrEnum):
     """The observed state of a storage resource at its provider."""
 
     PROVISIONING = "provisioning"
@@ -139,7 +145,7 @@ class TemporaryCredentials(msgspec.Struct, frozen=True, kw_only=True):
         return redacted_repr(self, frozenset({"env"}))
 
 
-class TransferDirection(str, enum.Enum):
+class TransferDirection(enum.StrEnum):
     UPLOAD = "upload"
     """From the runner's machine into the storage."""
     DOWNLOAD = "download"
@@ -171,7 +177,7 @@ class StorageObject(msgspec.Struct, frozen=True, kw_only=True):
     """A "directory" in a non-recursive listing."""
 
 
-class SnapshotState(str, enum.Enum):
+class SnapshotState(enum.StrEnum):
     PENDING = "pending"
     AVAILABLE = "available"
     FAILED = "failed"
@@ -349,11 +355,10 @@ class StorageBase:
         raise unsupported(self, "transfer")
 
     @unsupported_default
-    async def list_objects(
+    def list_objects(
         self, spec: StorageSpec, info: StorageInfo, *, prefix: str = "", recursive: bool = False
     ) -> AsyncIterator[StorageObject]:
-        raise unsupported(self, "list_objects")
-        yield  # pragma: no cover - makes this an async generator like the real ones
+        return unsupported_stream(self, "list_objects")
 
     @unsupported_default
     async def delete_object(self, spec: StorageSpec, info: StorageInfo, key: str) -> None:

@@ -1,0 +1,108 @@
+"""Workflow actions: the steps written as ``uses: corral/<name>`` in workflow YAML.
+
+An action plugin registers a :class:`~corral_sdk.records.WorkflowActionRecord` whose factory is
+called with no arguments; the record's ``config`` struct decodes the step's ``with:`` mapping
+(so a bad key is reported with its line in the YAML) and :meth:`WorkflowAction.run` receives the
+decoded inputs. Outputs are strings, like the ``key=value`` lines a ``run:`` step writes to
+``$OUTPUTS``; they are reachable as ``needs.<job>.steps.<id>.outputs.<key>``.
+
+Errors: inputs that break a rule raise :class:`~corral_sdk.errors.Invalid` with ``field``
+(``"with.run"``), which fails the run before any step executes; a failed action raises
+:class:`~corral_sdk.errors.ProviderError` with a message for the run log; a cancelled run
+cancels the task running the action, so clean up in ``finally`` blocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Protocol, runtime_checkable
+
+import msgspec
+
+from corral_sdk.features import WorkflowActionFeature
+from corral_sdk.transport import CommandRunner
+
+__all__ = [
+    "ACTION_FEATURE_METHODS",
+    "ActionContext",
+    "ActionResult",
+    "WorkflowAction",
+]
+
+
+@runtime_checkable
+class ActionContext(Protocol):
+    """What the workflow engine lends an action for one step."""
+
+    @property
+    def run_id(self) -> str:
+        """The workflow run's id."""
+        ...
+
+    @property
+    def job(self) -> str:
+        """The job's name (with its matrix values, for matrix jobs)."""
+        ...
+
+    @property
+    def step(self) -> str:
+        """The step's ``id``, or its position when it has none."""
+        ...
+
+    @property
+    def workdir(self) -> str:
+        """The step's working directory on the runner's machine."""
+        ...
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        """The step's environment (workflow, job and step ``env`` merged)."""
+        ...
+
+    @property
+    def runner(self) -> CommandRunner | None:
+        """The step's ``ssh`` target, or the user's workspace; ``None`` when the action runs
+        inside Corral only."""
+        ...
+
+    async def log(self, message: str) -> None:
+        """Append a line to the step's log (durable, followed live by users)."""
+        ...
+
+    async def set_output(self, name: str, value: str) -> None:
+        """Publish an output now (later values for one name replace earlier ones)."""
+        ...
+
+
+class ActionResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What a finished action returns."""
+
+    outputs: dict[str, str] = msgspec.field(default_factory=dict)
+    """Outputs, merged over those published with :meth:`ActionContext.set_output`."""
+    summary: str = ""
+    """One line for the run page."""
+
+
+@runtime_checkable
+class WorkflowAction(Protocol):
+    """What an action plugin implements. See the module docstring for inputs and errors."""
+
+    async def validate(self, inputs: Any) -> None:
+        """Check the decoded ``with:`` inputs across fields (``workflow`` needs ``run``),
+        before the run starts; raise ``Invalid`` naming the field."""
+        ...
+
+    async def run(self, inputs: Any, ctx: ActionContext) -> ActionResult:
+        """Do the step's work and return its outputs; raise to fail the step."""
+        ...
+
+
+ACTION_FEATURE_METHODS: Mapping[WorkflowActionFeature, tuple[str, ...]] = MappingProxyType(
+    {
+        WorkflowActionFeature.NEEDS_TARGET: (),
+        WorkflowActionFeature.PRODUCES_OUTPUTS: (),
+    }
+)
+"""Action features need no extra methods: ``NEEDS_TARGET`` means :attr:`ActionContext.runner`
+must be set, ``PRODUCES_OUTPUTS`` that the result carries outputs."""

@@ -1,0 +1,83 @@
+"""Recording stand-ins for what the kernel lends providers: a progress log and an action context."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # importing corral_sdk.providers at run time would load every provider kind
+    from corral_sdk.providers._common import StepState
+    from corral_sdk.transport import CommandRunner
+
+__all__ = ["RecordingActionContext", "RecordingLog"]
+
+
+class RecordingLog:
+    """A :class:`~corral_sdk.providers.ProgressLog` that keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.steps: list[tuple[str, StepState, str]] = []
+
+    async def log(self, message: str) -> None:
+        self.lines.append(message)
+
+    async def step(self, name: str, state: StepState, detail: str = "") -> None:
+        self.steps.append((name, state, detail))
+
+    def step_states(self) -> dict[str, StepState]:
+        """The last state reported for each step."""
+        return {name: state for name, state, _ in self.steps}
+
+
+class RecordingActionContext:
+    """An :class:`~corral_sdk.providers.ActionContext` that keeps log lines and outputs."""
+
+    def __init__(
+        self,
+        *,
+        runner: CommandRunner | None = None,
+        workdir: str = "/tmp/corral-run",  # noqa: S108 - a path on the runner, never opened here
+        env: Mapping[str, str] | None = None,
+        run_id: str = "run-1",
+        job: str = "main",
+        step: str = "step-1",
+    ) -> None:
+        self._runner = runner
+        self._workdir = workdir
+        self._env = dict(env or {})
+        self._run_id = run_id
+        self._job = job
+        self._step = step
+        self.lines: list[str] = []
+        self.outputs: dict[str, str] = {}
+
+    @property
+    def run_id(self) -> str:
+        return self._run_id
+
+    @property
+    def job(self) -> str:
+        return self._job
+
+    @property
+    def step(self) -> str:
+        return self._step
+
+    @property
+    def workdir(self) -> str:
+        return self._workdir
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        return self._env
+
+    @property
+    def runner(self) -> CommandRunner | None:
+        return self._runner
+
+    async def log(self, message: str) -> None:
+        self.lines.append(message)
+
+    async def set_output(self, name: str, value: str) -> None:
+        self.outputs[name] = value
