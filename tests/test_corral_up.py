@@ -29,7 +29,7 @@ def test_up_serves_health_and_says_where_it_listens(deployment: TestDeployment) 
         ["up", "--port", str(port)], deployment.process_env(), deployment.tmp / "up.log"
     )
     try:
-        proc.wait_http(f"http://127.0.0.1:{port}/api/health", timeout=10)
+        proc.wait_http(f"http://127.0.0.1:{port}/api/health", timeout=60)
         health = httpx.get(f"http://127.0.0.1:{port}/api/health").json()
         assert health["status"] == "ok"
         assert health["mode"] == deployment.mode
