@@ -63,9 +63,7 @@ async def lab(
     try:
         yield lab, runtime
     finally:
-        await runtime.db.dispose()
-        await runtime.pubsub.close()
-        runtime.tasks.stop()
+        await runtime.close()
 
 
 async def eventually(check: Callable[[], object], timeout: float = 60.0) -> None:

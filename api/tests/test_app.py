@@ -61,9 +61,7 @@ async def client(deployment: TestDeployment) -> AsyncIterator[AsyncTestClient[An
     upgrade(runtime.db)
     async with AsyncTestClient(app=create_app(runtime)) as client:
         yield client
-    await runtime.db.dispose()
-    await runtime.pubsub.close()
-    runtime.tasks.stop()
+    await runtime.close()
 
 
 async def test_health(client: AsyncTestClient[Any], deployment: TestDeployment) -> None:

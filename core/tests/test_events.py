@@ -23,9 +23,7 @@ async def runtime(deployment: TestDeployment) -> AsyncIterator[Runtime]:
     try:
         yield runtime
     finally:
-        await runtime.db.dispose()
-        await runtime.pubsub.close()
-        runtime.tasks.stop()
+        await runtime.close()
 
 
 async def test_events_are_read_from_an_offset_in_order(runtime: Runtime) -> None:

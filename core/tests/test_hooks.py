@@ -156,9 +156,7 @@ async def test_on_event_delivers_stored_events_in_order(deployment: TestDeployme
         await runtime._deliver_events()  # the cursor is durable: nothing twice
         assert len(received) == 3
     finally:
-        await runtime.db.dispose()
-        await runtime.pubsub.close()
-        runtime.tasks.stop()
+        await runtime.close()
 
 
 def test_every_hookspec_is_documented_and_exercised() -> None:

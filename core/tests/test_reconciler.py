@@ -78,9 +78,7 @@ async def runtime(deployment: TestDeployment) -> AsyncIterator[Runtime]:
     try:
         yield runtime
     finally:
-        await runtime.db.dispose()
-        await runtime.pubsub.close()
-        runtime.tasks.stop()
+        await runtime.close()
 
 
 async def row(runtime: Runtime, resource_id: int) -> Resource:
@@ -232,5 +230,4 @@ async def test_a_kind_whose_plugin_is_gone_waits_with_a_reason(
         assert "no resource kind named 'pump' is installed" in stored.reason
         assert stored.lease_owner is None
     finally:
-        await without.db.dispose()
-        without.tasks.stop()
+        await without.close()

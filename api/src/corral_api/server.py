@@ -97,6 +97,15 @@ class _Shutdown:
             )
 
 
+def _require_shared_broker(settings: Settings, command: str) -> None:
+    if settings.embedded_broker:
+        raise SettingsError(
+            f'corral {command} needs a shared broker (set [broker] url = "redis://..."); '
+            "for one process use corral up",
+            field="broker.url",
+        )
+
+
 def _describe_db(settings: Settings) -> str:
     url = Database(settings.database_url).url
     return url.render_as_string(hide_password=True)
@@ -132,12 +141,7 @@ def up(args: Any) -> int:
 def serve(args: Any) -> int:
     """The API alone, against a migrated shared database and broker."""
     settings = _settings(args)
-    if settings.embedded_broker:
-        raise SettingsError(
-            'corral serve needs a shared broker (set [broker] url = "redis://..."); '
-            "for one process use corral up",
-            field="broker.url",
-        )
+    _require_shared_broker(settings, "serve")
     shutdown = _Shutdown()
     runtime = Runtime.build(settings, "api")
     runtime.check_schema()
@@ -157,12 +161,7 @@ def serve(args: Any) -> int:
 def worker(args: Any) -> int:
     """Background workers and the sweeper alone, against a shared database and broker."""
     settings = _settings(args)
-    if settings.embedded_broker:
-        raise SettingsError(
-            'corral worker needs a shared broker (set [broker] url = "redis://..."); '
-            "for one process use corral up",
-            field="broker.url",
-        )
+    _require_shared_broker(settings, "worker")
     if getattr(args, "threads", None):
         import msgspec
 

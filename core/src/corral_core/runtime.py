@@ -141,6 +141,12 @@ class Runtime:
         )
         self._sweeper.start()
 
+    async def close(self) -> None:
+        """Close this loop's connections and the broker (background work must be stopped)."""
+        await self.db.dispose()
+        await self.pubsub.close()
+        self.tasks.stop()
+
     def stop_background(self) -> None:
         self._stop.set()
         if self._sweeper is not None:
