@@ -23,7 +23,7 @@ import msgspec
 import pytest
 
 from corral_core.settings import Settings
-from corral_core.testing import CorralProcess, TestDeployment, free_port
+from corral_core.testing import CorralProcess, TestDeployment, api_key, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -178,10 +178,10 @@ def build_and_install(project: Path, target: Path) -> None:
     assert result.returncode == 0, f"installing the tutorial's plugin failed:\n{result.stderr}"
 
 
-def corral_cli(deployment: TestDeployment, site: Path, *args: str) -> str:
+def corral_cli(deployment: TestDeployment, site: Path, key: str, *args: str) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "corral_sdk.cli.main", *args],
-        env=deployment.process_env({"PYTHONPATH": str(site)}),
+        env=deployment.process_env({"PYTHONPATH": str(site), "PW_API_KEY": key}),
         capture_output=True,
         text=True,
         timeout=60,
@@ -255,9 +255,13 @@ def test_first_plugin_tutorial_runs_as_written(deployment: TestDeployment, tmp_p
     )
     try:
         proc.wait_http(f"{base}/api/health")
+        key = api_key(base)
+        auth = {"Authorization": f"Bearer {key}"}
 
         listed = json.loads(
-            corral_cli(deployment, site, "plugins", "ls", "-o", "json", "--platform-host", base)
+            corral_cli(
+                deployment, site, key, "plugins", "ls", "-o", "json", "--platform-host", base
+            )
         )
         hello = {p["name"]: p for p in listed}["hello"]
         assert hello["status"] == "loaded", hello
@@ -265,17 +269,20 @@ def test_first_plugin_tutorial_runs_as_written(deployment: TestDeployment, tmp_p
         assert hello["version"] == "0.1.0"
         assert hello["registers"] == [{"kind": "session_type", "names": ["hello"]}]
 
-        table = corral_cli(deployment, site, "plugins", "ls", "--platform-host", base)
+        table = corral_cli(deployment, site, key, "plugins", "ls", "--platform-host", base)
         assert_table_shows(outputs["corral plugins ls"], table)
 
         command, _, printed = outputs["curl"].partition("\n")
-        url = re.fullmatch(r"\$ curl '(?P<url>http://127\.0\.0\.1:8080/\S+)'", command)
+        url = re.fullmatch(
+            r"\$ curl -H \"Authorization: Bearer \$PW_API_KEY\" '(?P<url>http://127\.0\.0\.1:8080/\S+)'",
+            command,
+        )
         assert url, f"the tutorial's curl command is not of the expected form: {command!r}"
-        response = httpx.get(url["url"].replace("http://127.0.0.1:8080", base))
+        response = httpx.get(url["url"].replace("http://127.0.0.1:8080", base), headers=auth)
         assert response.status_code == 200, response.text
         assert response.text == printed.strip()
         # "Without ?name=, the greeting is Hello, world!"
-        assert httpx.get(f"{base}/api/plugins/hello/greeting").json() == {
+        assert httpx.get(f"{base}/api/plugins/hello/greeting", headers=auth).json() == {
             "greeting": "Hello, world!"
         }
         # "They show in the OpenAPI document at /api/schema"

@@ -7,7 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from corral_core.testing import CorralProcess, TestDeployment, free_port, install_distribution
+from corral_core.testing import (
+    CorralProcess,
+    TestDeployment,
+    api_key,
+    free_port,
+    install_distribution,
+)
 from tests.distributions import scheduler_plugin
 
 GOOD = {
@@ -40,6 +46,7 @@ def start(deployment: TestDeployment, plugins: Path, **env: str) -> tuple[Corral
 
 
 def plugins_ls(deployment: TestDeployment, port: int, plugins: Path) -> list[dict[str, object]]:
+    key = api_key(f"http://127.0.0.1:{port}")
     result = subprocess.run(
         [
             sys.executable,
@@ -52,7 +59,7 @@ def plugins_ls(deployment: TestDeployment, port: int, plugins: Path) -> list[dic
             "--platform-host",
             f"http://127.0.0.1:{port}",
         ],
-        env=deployment.process_env({"PYTHONPATH": str(plugins)}),
+        env=deployment.process_env({"PYTHONPATH": str(plugins), "PW_API_KEY": key}),
         capture_output=True,
         text=True,
         timeout=60,

@@ -16,7 +16,7 @@ from corral_core.migrations import upgrade
 from corral_core.plugins import PluginSource, load_kernel
 from corral_core.plugins.manager import builtin_sources
 from corral_core.runtime import Runtime
-from corral_core.testing import TestDeployment
+from corral_core.testing import ADMIN_PASSWORD, ADMIN_USERNAME, TestDeployment
 from corral_sdk.errors import Conflict
 from corral_sdk.plugin import hookimpl
 
@@ -59,7 +59,12 @@ async def client(deployment: TestDeployment) -> AsyncIterator[AsyncTestClient[An
         deployment.settings(), load_kernel(sources=[*builtin_sources(), source]), "api"
     )
     upgrade(runtime.db)
+    await runtime.identity.bootstrap("default", ADMIN_USERNAME, ADMIN_PASSWORD)
     async with AsyncTestClient(app=create_app(runtime)) as client:
+        login = await client.post(
+            "/api/auth/login", json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD}
+        )
+        assert login.status_code == 200, login.text
         yield client
     await runtime.close()
 

@@ -15,7 +15,7 @@ from corral_core.plugins import PluginSource, load_kernel
 from corral_core.resources.models import Resource
 from corral_core.runtime import Runtime
 from corral_core.testing import TestDeployment
-from corral_sdk.errors import Conflict, Invalid, ProviderError
+from corral_sdk.errors import Invalid, ProviderError
 from corral_sdk.plugin import ReconcileResult, ResourceKindRecord, hookimpl
 from corral_sdk.reconcile import ReconcileContext, ResourceSnapshot
 
@@ -212,7 +212,7 @@ async def test_spec_state_and_name_are_validated(runtime: Runtime) -> None:
             "pump", org="o", owner="alice", name="p1", desired_state="flying"
         )
     await runtime.resources.create("pump", org="o", owner="alice", name="p1")
-    with pytest.raises(Conflict, match="alice already has a resource named 'p1'"):
+    with pytest.raises(Invalid, match="alice already has a resource named 'p1'"):
         await runtime.resources.create("pump", org="o", owner="alice", name="p1")
     await runtime.resources.create("pump", org="o", owner="bob", name="p1")
 

@@ -7,11 +7,24 @@ from typing import Any
 
 import msgspec
 from litestar import Litestar, Request, Response, Router
+from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
+from corral_api.routes.audit import list_audit
+from corral_api.routes.auth import AuthController, SshKeyController
+from corral_api.routes.orgs import GroupController, OrgController, UserController
+from corral_api.routes.resources import ResourceController
 from corral_api.routes.system import system_routes
+from corral_api.security import (
+    AuditMiddleware,
+    CredentialMiddleware,
+    provide_principal,
+    provide_runtime,
+)
+from corral_core.identity.roles import Principal
 from corral_core.runtime import Runtime
 from corral_sdk import __version__
 from corral_sdk.errors import CorralError
@@ -91,7 +104,16 @@ async def _close_connections(app: Litestar) -> None:
 
 def create_app(runtime: Runtime, *, debug: bool = False) -> Litestar:
     """Build the API for ``runtime``: the kernel's routes plus every plugin's."""
-    route_handlers: list[Any] = [*system_routes()]
+    route_handlers: list[Any] = [
+        *system_routes(),
+        AuthController,
+        SshKeyController,
+        OrgController,
+        UserController,
+        GroupController,
+        ResourceController,
+        list_audit,
+    ]
     for plugin_name, handlers in runtime.kernel.api_routes():
         route_handlers.append(Router(path=f"/api/plugins/{plugin_name}", route_handlers=handlers))
     app = Litestar(
@@ -108,6 +130,19 @@ def create_app(runtime: Runtime, *, debug: bool = False) -> Litestar:
             path="/api/schema",
             render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"])],
         ),
+        dependencies={
+            "principal": Provide(provide_principal, sync_to_thread=False),
+            "runtime": Provide(provide_runtime, sync_to_thread=False),
+        },
+        middleware=[
+            AuditMiddleware,
+            DefineMiddleware(
+                CredentialMiddleware,
+                exclude=["^/api/schema"],
+                exclude_from_auth_key="public",
+            ),
+        ],
+        signature_namespace={"Principal": Principal, "Runtime": Runtime},
         debug=debug,
         logging_config=None,
         on_shutdown=[_close_connections],

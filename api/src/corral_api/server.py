@@ -97,6 +97,29 @@ class _Shutdown:
             )
 
 
+def _bootstrap(runtime: Runtime) -> None:
+    """First start on an empty database: the default org and its platform admin."""
+    import asyncio
+
+    boot = runtime.settings.bootstrap
+
+    async def run() -> str | None:
+        try:
+            return await runtime.identity.bootstrap(boot.org, boot.admin_username, boot.admin_password or None)
+        finally:
+            await runtime.db.dispose()
+
+    generated = asyncio.run(run())
+    if generated:
+        print(
+            f"Created organization {boot.org!r} and its administrator {boot.admin_username!r} "
+            f"with the password:\n\n    {generated}\n\n(shown once: sign in with "
+            "`corral auth login` and change it)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def _require_shared_broker(settings: Settings, command: str) -> None:
     if settings.embedded_broker:
         raise SettingsError(
@@ -118,6 +141,7 @@ def up(args: Any) -> int:
     db = Database(settings.database_url)
     upgrade(db)
     runtime = Runtime.build(settings, "all")
+    _bootstrap(runtime)
     runtime.kernel.startup("all")
     runtime.start_background()
     mode = settings.mode
@@ -174,7 +198,7 @@ def worker(args: Any) -> int:
     runtime.kernel.startup("worker")
     runtime.start_background()
     print(
-        f"Corral {__version__} worker {runtime.identity} started "
+        f"Corral {__version__} worker {runtime.process_id} started "
         f"({settings.broker.worker_threads} threads)",
         file=sys.stderr,
         flush=True,
@@ -201,6 +225,7 @@ def migrate(args: Any) -> int:
         print(f"database is up to date ({head})")
         return 0
     upgrade(db)
+    _bootstrap(Runtime.build(settings, "api"))
     if before == head:
         print(f"database already up to date ({head})")
     else:

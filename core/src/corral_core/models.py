@@ -2,7 +2,31 @@
 
 from corral_core.audit.models import AuditRecord
 from corral_core.events.models import EventCursor, EventRecord
+from corral_core.identity.models import (
+    Credential,
+    Grant,
+    Group,
+    GroupMember,
+    Org,
+    SshKey,
+    User,
+    UserKeyPair,
+)
 from corral_core.leases import Lease
 from corral_core.resources.models import Resource
 
-__all__ = ["AuditRecord", "EventCursor", "EventRecord", "Lease", "Resource"]
+__all__ = [
+    "AuditRecord",
+    "Credential",
+    "EventCursor",
+    "EventRecord",
+    "Grant",
+    "Group",
+    "GroupMember",
+    "Lease",
+    "Org",
+    "Resource",
+    "SshKey",
+    "User",
+    "UserKeyPair",
+]

@@ -17,9 +17,12 @@ from corral_core.audit.service import AuditLog
 from corral_core.db import Database
 from corral_core.events.bus import EventLog, InProcessPubSub, PubSub, RedisPubSub
 from corral_core.events.dispatch import deliver_events_to_plugins
+from corral_core.identity.authn import Authenticator
+from corral_core.identity.service import IdentityService
 from corral_core.leases import try_acquire_lease
 from corral_core.migrations import current_revision, head_revision
 from corral_core.plugins import Kernel, load_kernel
+from corral_core.resources.access import ResourceAccess
 from corral_core.resources.reconciler import ResourceReconciler
 from corral_core.resources.service import ResourceService
 from corral_core.secrets import SecretBox
@@ -46,7 +49,7 @@ class Runtime:
         self.settings = settings
         self.kernel = kernel
         self.process = process
-        self.identity = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.process_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.db = Database(
             settings.database_url,
             echo=settings.database.echo,
@@ -65,6 +68,9 @@ class Runtime:
             self.db, kernel, self.events, settings.reconcile, enqueue_after=self._enqueue_after
         )
         self.resources = ResourceService(self.db, kernel, self.events, enqueue=self._enqueue)
+        self.access = ResourceAccess(self.db, kernel)
+        self.identity = IdentityService(self.db)
+        self.authn = Authenticator(self.db, kernel, self.secrets)
         self.tasks.actor(RECONCILE_ACTOR, self.reconciler.reconcile)
         self.tasks.actor(DELIVER_EVENTS_ACTOR, self._deliver_events)
         self._delivers_events = kernel.implements("corral_on_event")
@@ -102,13 +108,17 @@ class Runtime:
 
     async def _deliver_events(self) -> None:
         await deliver_events_to_plugins(
-            self.db, self.events, self.kernel, self.identity, self.settings.reconcile.lease_seconds
+            self.db,
+            self.events,
+            self.kernel,
+            self.process_id,
+            self.settings.reconcile.lease_seconds,
         )
 
     async def sweep(self) -> int:
         """Enqueue every resource that is due; one process sweeps at a time. Returns how many."""
         interval = self.settings.reconcile.sweep_interval
-        if not await try_acquire_lease(self.db, SWEEP_LEASE, self.identity, interval * 2):
+        if not await try_acquire_lease(self.db, SWEEP_LEASE, self.process_id, interval * 2):
             return 0
         due = await self.reconciler.due()
         for resource_id in due:

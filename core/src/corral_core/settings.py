@@ -21,6 +21,7 @@ from corral_sdk.config import PluginConfig, decode_settings
 from corral_sdk.errors import SettingsError
 
 __all__ = [
+    "BootstrapSettings",
     "BrokerSettings",
     "DatabaseSettings",
     "LoggingSettings",
@@ -78,6 +79,15 @@ class SecretsSettings(_Section, frozen=True, kw_only=True):
     """A Fernet key (urlsafe base64, 32 bytes). Empty: a key file in the data directory."""
 
 
+class BootstrapSettings(_Section, frozen=True, kw_only=True):
+    """What the first start creates on an empty database."""
+
+    org: str = "default"
+    admin_username: str = "admin"
+    admin_password: str = ""
+    """Empty: a password is generated and printed once."""
+
+
 class LoggingSettings(_Section, frozen=True, kw_only=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -94,6 +104,7 @@ class Settings(_Section, frozen=True, kw_only=True):
     broker: BrokerSettings = msgspec.field(default_factory=BrokerSettings)
     reconcile: ReconcileSettings = msgspec.field(default_factory=ReconcileSettings)
     secrets: SecretsSettings = msgspec.field(default_factory=SecretsSettings)
+    bootstrap: BootstrapSettings = msgspec.field(default_factory=BootstrapSettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
     plugins: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     """``[plugins.<name>]`` tables, decoded by each plugin's own struct."""

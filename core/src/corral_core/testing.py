@@ -30,13 +30,19 @@ import pytest
 from corral_core.settings import Settings, load_settings
 
 __all__ = [
+    "ADMIN_PASSWORD",
+    "ADMIN_USERNAME",
     "CorralProcess",
     "TestDeployment",
+    "api_key",
     "free_port",
     "install_distribution",
     "test_mode",
 ]
 
+ADMIN_USERNAME = "admin"
+ADMIN_PASSWORD = "Corral-test-admin-Passw0rd!"
+"""The platform admin every test deployment bootstraps."""
 POSTGRES_ENV = "CORRAL_TEST_POSTGRES_URL"
 REDIS_ENV = "CORRAL_TEST_REDIS_URL"
 
@@ -68,6 +74,8 @@ class TestDeployment:
             "CORRAL_RECONCILE_SWEEP_INTERVAL": "1",
             "CORRAL_RECONCILE_LEASE_SECONDS": "3",
             "CORRAL_RECONCILE_RETRY_BACKOFF": "0.5",
+            "CORRAL_BOOTSTRAP_ADMIN_USERNAME": ADMIN_USERNAME,
+            "CORRAL_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
         }
         if self.mode == "distributed":
             self._create_database()
@@ -174,6 +182,19 @@ class CorralProcess:
                 self.kill()
         self._log.close()
         return self.proc.returncode
+
+
+def api_key(base_url: str, username: str = ADMIN_USERNAME, password: str = ADMIN_PASSWORD) -> str:
+    """Sign in to a running Corral and create an API key (for CLI runs and HTTP calls)."""
+    import httpx
+
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        login = client.post("/api/auth/login", json={"username": username, "password": password})
+        login.raise_for_status()
+        created = client.post("/api/auth/apikeys", json={"name": "tests"})
+        created.raise_for_status()
+        secret: str = created.json()["secret"]
+        return secret
 
 
 def install_distribution(

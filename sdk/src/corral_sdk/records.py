@@ -164,6 +164,9 @@ class ResourceKindRecord(Registration, frozen=True, kw_only=True):
     states: tuple[str, ...]
     initial_state: str
     terminal_states: frozenset[str] = frozenset()
+    share_levels: tuple[str, ...] = ("view", "edit")
+    """The levels at which a resource of this kind may be shared with a group, lowest first
+    (clusters: ``login``, ``sudo``, ``writer``, ``admin``; storage: ``mount``, ``view-edit``)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -8,14 +8,12 @@ from litestar import get
 from litestar.datastructures import State
 from sqlalchemy import text
 
+from corral_api.security import PUBLIC
 from corral_core.runtime import Runtime
 from corral_sdk import __version__
 from corral_sdk.wire import Health, PluginInfo, VersionInfo
 
-__all__ = ["PUBLIC_PATHS", "system_routes"]
-
-PUBLIC_PATHS = frozenset({"/api/health", "/api/version", "/api/schema", "/api/schema/openapi.json"})
-"""Routes that answer without credentials; every other route is guarded (identity issue)."""
+__all__ = ["system_routes"]
 
 
 def _runtime(state: State) -> Runtime:
@@ -23,7 +21,7 @@ def _runtime(state: State) -> Runtime:
     return runtime
 
 
-@get("/api/health", tags=["system"], summary="Is Corral up?")
+@get("/api/health", tags=["system"], summary="Is Corral up?", opt=PUBLIC)
 async def health(state: State) -> Health:
     """200 with ``status: ok`` when the database answers; ``degraded`` names what does not."""
     runtime = _runtime(state)
@@ -38,7 +36,7 @@ async def health(state: State) -> Health:
     return Health(status=status, version=__version__, mode=runtime.settings.mode, checks=checks)
 
 
-@get("/api/version", tags=["system"], summary="Versions of Corral's components")
+@get("/api/version", tags=["system"], summary="Versions of Corral's components", opt=PUBLIC)
 async def version() -> VersionInfo:
     from importlib.metadata import PackageNotFoundError
     from importlib.metadata import version as dist_version

@@ -1,8 +1,30 @@
 """Corral's built-in plugin: what ships with the kernel, registered through the public hooks.
 
-The built-in password sign-in, the tunnel and link session types and the workspace executor are
-added here by the issues that build them, through the same hooks third parties use, so the kernel
-dogfoods its own plugin API. It is listed by ``corral plugins ls`` like any other plugin.
+The kernel dogfoods its own plugin API: the built-in password sign-in is registered here exactly
+as a third-party auth method would be. The tunnel and link session types and the workspace
+executor join it in the issues that build them. It is listed by ``corral plugins ls`` like any
+other plugin.
 """
 
-__all__: list[str] = []
+from __future__ import annotations
+
+from corral_sdk.features import AuthFeature
+from corral_sdk.plugin import hookimpl
+from corral_sdk.records import AuthMethodRecord
+
+__all__ = ["corral_register_auth_methods"]
+
+
+@hookimpl
+def corral_register_auth_methods() -> list[AuthMethodRecord]:
+    from corral_core.identity.authn import LocalAccount
+
+    return [
+        AuthMethodRecord(
+            name="password",
+            factory="corral_core.identity.password_method:PasswordMethod",
+            config=LocalAccount,
+            features=frozenset({AuthFeature.PASSWORD}),
+            docs="Local accounts with passwords of at least 15 characters, hashed with argon2id.",
+        )
+    ]

@@ -10,10 +10,11 @@ from sqlalchemy.exc import IntegrityError
 
 from corral_core.db import Database, utcnow
 from corral_core.events.bus import EventLog
+from corral_core.identity.names import RESOURCE_NAME
 from corral_core.plugins import Kernel
 from corral_core.resources.models import Resource
 from corral_sdk.config import describe_validation_error
-from corral_sdk.errors import Conflict, Invalid, NotFound
+from corral_sdk.errors import Invalid, NotFound
 from corral_sdk.reconcile import ResourceSnapshot
 
 __all__ = ["ResourceService", "snapshot"]
@@ -80,6 +81,7 @@ class ResourceService:
         actor: str | None = None,
     ) -> ResourceSnapshot:
         spec = spec or {}
+        RESOURCE_NAME.check(name, "name")
         state = self._validate(kind, spec, desired_state)
         record = self._kernel.resource_kind(kind)
         row = Resource(
@@ -99,10 +101,12 @@ class ResourceService:
             try:
                 await session.flush()
             except IntegrityError:
-                raise Conflict(
-                    f"{owner} already has a resource named {name!r}",
+                raise Invalid(
+                    f"name: {owner} already has a resource named {name!r}; names are unique "
+                    "among all of an owner's resources, of every kind",
+                    field="name",
                     reason="name-taken",
-                    details={"field": "name"},
+                    details={"rule": "unique among all your resources of every kind"},
                 ) from None
             event = self._events.add(
                 session,

@@ -20,7 +20,7 @@ from corral_sdk.errors import (
 )
 from corral_sdk.wire import Problem
 
-__all__ = ["DEFAULT_SERVER", "ApiClient", "resolve_server"]
+__all__ = ["DEFAULT_SERVER", "ApiClient", "resolve_credential", "resolve_server"]
 
 T = TypeVar("T")
 
@@ -46,10 +46,16 @@ def resolve_server(platform_host: str | None) -> str:
     return server.rstrip("/")
 
 
+def resolve_credential() -> str | None:
+    """``PW_API_KEY`` or ``PW_TOKEN`` (for scripts, workspaces and workflow steps)."""
+    return os.environ.get("PW_API_KEY") or os.environ.get("PW_TOKEN") or None
+
+
 class ApiClient:
-    def __init__(self, server: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, server: str, *, credential: str | None = None, timeout: float = 30.0) -> None:
         self.server = server
-        self._http = httpx.Client(base_url=server, timeout=timeout)
+        headers = {"Authorization": f"Bearer {credential}"} if credential else {}
+        self._http = httpx.Client(base_url=server, timeout=timeout, headers=headers)
 
     def get(self, path: str, type: type[T], **params: Any) -> T:
         return self._request("GET", path, type, params=params)
@@ -76,7 +82,7 @@ class ApiClient:
         except msgspec.DecodeError:
             message = f"HTTP {response.status_code}: {response.text[:200]}"
         if response.status_code == 401:
-            message = f"not authenticated: {message}"
+            message = f"not authenticated: {message} (run `corral auth login`, or set PW_API_KEY)"
         error_type = _ERRORS.get(response.status_code, CorralError)
         return error_type(message)
 

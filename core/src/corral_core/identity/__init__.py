@@ -1,0 +1,1 @@
+"""Identity and access: orgs, users, groups, roles, credentials, SSH keys, sharing."""

@@ -1,0 +1,542 @@
+"""Organizations, users and groups, with the role rules of the spec.
+
+Every method takes the calling :class:`Principal` and enforces who may do what. Objects of
+another organization are reported as not found, never as forbidden.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from collections.abc import Sequence
+from typing import Literal
+
+from sqlalchemy import delete, func, or_
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from corral_core.db import Database
+from corral_core.identity.models import Group, GroupMember, Org, User
+from corral_core.identity.names import GROUP_NAME, ORG_NAME, USERNAME
+from corral_core.identity.passwords import check_policy, hash_password
+from corral_core.identity.roles import Principal, Role
+from corral_core.resources.models import Resource
+from corral_sdk.errors import Conflict, Invalid, NotFound, PermissionDenied
+
+__all__ = ["ORG_ROLES", "IdentityService", "UserPage"]
+
+ORG_ROLES = (Role.ORG_ADMIN, Role.ORG_SETTINGS, Role.ORG_USERS, Role.ORG_GROUPS)
+PRIVILEGED = {Role.ORG_ADMIN.value, Role.PLATFORM_ADMIN.value}
+SortKey = Literal["username", "email", "created_at", "last_login_at"]
+
+
+def _require(principal: Principal, *roles: Role) -> None:
+    if not principal.has(*roles):
+        needed = " or ".join(r.value for r in (Role.ORG_ADMIN, *roles))
+        raise PermissionDenied(f"this needs the role {needed}", reason="role-required")
+
+
+def generate_password() -> str:
+    """A random password meeting the policy (for the first admin)."""
+    alphabet = string.ascii_letters + string.digits
+    core = "".join(secrets.choice(alphabet) for _ in range(20))
+    return f"{core}aZ7!"
+
+
+class UserPage:
+    def __init__(self, users: list[User], total: int) -> None:
+        self.users = users
+        self.total = total
+
+
+class IdentityService:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # --- bootstrap ------------------------------------------------------------------------------
+
+    async def bootstrap(
+        self, org_name: str, admin_username: str, admin_password: str | None
+    ) -> str | None:
+        """On a database with no users: the default org and its platform admin.
+
+        Returns the generated password when none was configured (to be printed once).
+        """
+        async with self._db.session() as session:
+            if (await session.exec(select(User.id).limit(1))).first() is not None:
+                return None
+        ORG_NAME.check(org_name, "bootstrap.org")
+        USERNAME.check(admin_username, "bootstrap.admin_username")
+        generated = None
+        if not admin_password:
+            admin_password = generated = generate_password()
+        check_policy(admin_password, "bootstrap.admin_password")
+        async with self._db.session() as session:
+            org = (await session.exec(select(Org).where(col(Org.name) == org_name))).first()
+            if org is None:
+                org = Org(name=org_name, display_name=org_name)
+                session.add(org)
+                await session.flush()
+            assert org.id is not None
+            user = User(org_id=org.id, username=admin_username, name="Administrator")
+            user.password_hash = hash_password(admin_password)
+            group = Group(
+                org_id=org.id,
+                name="platform-admins",
+                description="Platform administrators",
+                roles=[Role.PLATFORM_ADMIN.value, Role.ORG_ADMIN.value],
+            )
+            session.add(user)
+            session.add(group)
+            await session.flush()
+            assert user.id is not None and group.id is not None
+            session.add(GroupMember(group_id=group.id, user_id=user.id))
+            try:
+                await session.commit()
+            except IntegrityError:  # another process bootstrapped at the same moment
+                return None
+        return generated
+
+    # --- orgs -----------------------------------------------------------------------------------
+
+    async def org_for(self, principal: Principal, name: str | None) -> Org:
+        """The org ``name`` as the caller may see it (their own unless they run the platform)."""
+        async with self._db.session() as session:
+            if name is None or name == principal.org:
+                org = await session.get(Org, principal.org_id)
+            elif principal.platform_admin:
+                org = (await session.exec(select(Org).where(col(Org.name) == name))).first()
+            else:
+                managed = (
+                    await session.exec(
+                        select(Org)
+                        .where(col(Org.name) == name)
+                        .where(col(Org.managed_by) == principal.org_id)
+                    )
+                ).first()
+                org = managed
+        if org is None:
+            raise NotFound(f"no organization named {name!r}")
+        return org
+
+    async def org_by_id(self, org_id: int) -> Org:
+        async with self._db.session() as session:
+            org = await session.get(Org, org_id)
+        if org is None:
+            raise NotFound(f"no organization {org_id}")
+        return org
+
+    async def list_orgs(self, principal: Principal) -> list[Org]:
+        async with self._db.session() as session:
+            query = select(Org).order_by(col(Org.name))
+            if not principal.platform_admin:
+                query = query.where(
+                    or_(col(Org.id) == principal.org_id, col(Org.managed_by) == principal.org_id)
+                )
+            return list(await session.exec(query))
+
+    async def create_org(
+        self, principal: Principal, name: str, display_name: str = "", seats: int = 0
+    ) -> Org:
+        if not principal.platform_admin:
+            raise PermissionDenied(
+                "creating organizations needs the role platform:admin", reason="role-required"
+            )
+        ORG_NAME.check(name, "name")
+        if seats < 0:
+            raise Invalid("seats must be 0 (unlimited) or more", field="seats")
+        org = Org(name=name, display_name=display_name or name, seats=seats)
+        async with self._db.session() as session:
+            session.add(org)
+            try:
+                await session.commit()
+            except IntegrityError:
+                raise Conflict(
+                    f"an organization named {name!r} exists", details={"field": "name"}
+                ) from None
+            await session.refresh(org)
+        return org
+
+    async def delete_org(self, principal: Principal, name: str, confirm: str) -> None:
+        if not principal.platform_admin:
+            raise PermissionDenied(
+                "deleting organizations needs the role platform:admin", reason="role-required"
+            )
+        org = await self.org_for(principal, name)
+        if confirm != org.name:
+            raise Invalid("confirm must repeat the organization's name exactly", field="confirm")
+        if org.id == principal.org_id:
+            raise Conflict("you cannot delete your own organization")
+        async with self._db.session() as session:
+            owned = (
+                await session.exec(
+                    select(Resource.id).where(col(Resource.org) == org.name).limit(1)
+                )
+            ).first()
+            if owned is not None:
+                raise Conflict(
+                    f"organization {name!r} still has resources: delete them first",
+                    reason="org-has-resources",
+                )
+            user_ids = select(User.id).where(col(User.org_id) == org.id)
+            group_ids = select(Group.id).where(col(Group.org_id) == org.id)
+            await session.exec(delete(GroupMember).where(col(GroupMember.group_id).in_(group_ids)))
+            await session.exec(delete(GroupMember).where(col(GroupMember.user_id).in_(user_ids)))
+            from corral_core.identity.models import Credential, SshKey, UserKeyPair
+
+            for table in (Credential, SshKey, UserKeyPair):
+                await session.exec(delete(table).where(col(table.user_id).in_(user_ids)))
+            await session.exec(delete(Group).where(col(Group.org_id) == org.id))
+            await session.exec(delete(User).where(col(User.org_id) == org.id))
+            await session.exec(delete(Org).where(col(Org.id) == org.id))
+            await session.commit()
+
+    # --- users ----------------------------------------------------------------------------------
+
+    async def _seat_check(self, org: Org) -> None:
+        if not org.seats:
+            return
+        async with self._db.session() as session:
+            used = (
+                await session.exec(
+                    select(func.count())
+                    .select_from(User)
+                    .where(col(User.org_id) == org.id)
+                    .where(col(User.disabled).is_(False))
+                    .where(col(User.no_seat).is_(False))
+                )
+            ).one()
+        if used >= org.seats:
+            raise Conflict(
+                f"organization {org.name!r} has no seat left ({org.seats} in use)",
+                reason="no-seats-left",
+            )
+
+    async def list_users(
+        self,
+        principal: Principal,
+        *,
+        org: str | None = None,
+        search: str | None = None,
+        active: bool | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        sort_by: SortKey = "username",
+        descending: bool = False,
+    ) -> UserPage:
+        _require(principal, Role.ORG_USERS)
+        target = await self.org_for(principal, org)
+        query = select(User).where(col(User.org_id) == target.id)
+        if search:
+            pattern = f"%{search.lower()}%"
+            query = query.where(
+                or_(func.lower(User.username).like(pattern), func.lower(User.email).like(pattern))
+            )
+        if active is not None:
+            query = query.where(col(User.disabled).is_(not active))
+        column = col(getattr(User, sort_by))
+        async with self._db.session() as session:
+            total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
+            rows = await session.exec(
+                query.order_by(column.desc() if descending else column, col(User.id))
+                .limit(limit)
+                .offset(offset)
+            )
+            return UserPage(list(rows), total)
+
+    async def get_user(self, principal: Principal, username: str) -> User:
+        """A user the caller may see: themselves, or anyone in their org with ``org:users``."""
+        async with self._db.session() as session:
+            user = (await session.exec(select(User).where(col(User.username) == username))).first()
+        if user is None or not (
+            user.id == principal.user_id
+            or principal.platform_admin
+            or (user.org_id == principal.org_id and principal.has(Role.ORG_USERS))
+        ):
+            raise NotFound(f"no user named {username!r}")
+        return user
+
+    async def create_user(
+        self,
+        principal: Principal,
+        *,
+        username: str,
+        name: str = "",
+        email: str = "",
+        password: str | None = None,
+        org: str | None = None,
+        groups: Sequence[str] = (),
+    ) -> User:
+        _require(principal, Role.ORG_USERS)
+        target = await self.org_for(principal, org)
+        USERNAME.check(username, "username")
+        if password is not None:
+            check_policy(password)
+        await self._seat_check(target)
+        assert target.id is not None
+        user = User(
+            org_id=target.id,
+            username=username,
+            name=name,
+            email=email,
+            password_hash=hash_password(password) if password else None,
+        )
+        async with self._db.session() as session:
+            session.add(user)
+            try:
+                await session.flush()
+            except IntegrityError:
+                raise Conflict(
+                    f"the username {username!r} is taken", details={"field": "username"}
+                ) from None
+            for group_name in groups:
+                group = (
+                    await session.exec(
+                        select(Group)
+                        .where(col(Group.org_id) == target.id)
+                        .where(col(Group.name) == group_name)
+                    )
+                ).first()
+                if group is None:
+                    raise Invalid(f"groups: no group named {group_name!r}", field="groups")
+                self._check_group_access(principal, group)
+                assert group.id is not None and user.id is not None
+                session.add(GroupMember(group_id=group.id, user_id=user.id))
+            await session.commit()
+            await session.refresh(user)
+        return user
+
+    async def update_user(
+        self,
+        principal: Principal,
+        username: str,
+        *,
+        name: str | None = None,
+        email: str | None = None,
+        password: str | None = None,
+        disabled: bool | None = None,
+        no_seat: bool | None = None,
+    ) -> User:
+        user = await self.get_user(principal, username)
+        is_self = user.id == principal.user_id
+        if (
+            disabled is not None or no_seat is not None or (password is not None and not is_self)
+        ) or not is_self:
+            _require(principal, Role.ORG_USERS)
+        if no_seat is not None and not principal.platform_admin:
+            raise PermissionDenied(
+                "no_seat is set by platform administrators", reason="role-required"
+            )
+        if is_self and disabled:
+            raise Conflict("you cannot disable your own account")
+        if disabled is False and user.disabled:
+            async with self._db.session() as session:
+                org = await session.get(Org, user.org_id)
+            assert org is not None
+            await self._seat_check(org)
+        async with self._db.session() as session:
+            row = await session.get(User, user.id)
+            assert row is not None
+            if name is not None:
+                row.name = name
+            if email is not None:
+                row.email = email
+            if password is not None:
+                from corral_core.db import utcnow
+
+                row.password_hash = hash_password(check_policy(password))
+                row.password_changed_at = utcnow()
+            if disabled is not None:
+                row.disabled = disabled
+            if no_seat is not None:
+                row.no_seat = no_seat
+            session.add(row)
+            await session.commit()
+            await session.refresh(row)
+        return row
+
+    async def delete_user(self, principal: Principal, username: str) -> None:
+        _require(principal, Role.ORG_USERS)
+        user = await self.get_user(principal, username)
+        if user.id == principal.user_id:
+            raise Conflict("you cannot delete your own account")
+        async with self._db.session() as session:
+            owned = (
+                await session.exec(
+                    select(Resource.id).where(col(Resource.owner) == user.username).limit(1)
+                )
+            ).first()
+            if owned is not None:
+                raise Conflict(
+                    f"{username} still owns resources: delete or hand them over first",
+                    reason="user-has-resources",
+                )
+            row = await session.get(User, user.id)
+            await session.delete(row)
+            await session.commit()
+
+    # --- groups ---------------------------------------------------------------------------------
+
+    def _check_group_access(self, principal: Principal, group: Group) -> None:
+        if set(group.roles) & PRIVILEGED and not principal.has():
+            raise PermissionDenied(
+                f"group {group.name!r} holds {', '.join(sorted(set(group.roles) & PRIVILEGED))}: "
+                "only org:admin may change it",
+                reason="privileged-group",
+            )
+
+    async def list_groups(
+        self, principal: Principal, org: str | None = None
+    ) -> list[tuple[Group, int]]:
+        target = await self.org_for(principal, org)
+        async with self._db.session() as session:
+            rows = await session.exec(
+                select(Group, func.count(col(GroupMember.user_id)))
+                .outerjoin(GroupMember, col(GroupMember.group_id) == col(Group.id))
+                .where(col(Group.org_id) == target.id)
+                .group_by(col(Group.id))
+                .order_by(col(Group.name))
+            )
+            return [(group, count) for group, count in rows]
+
+    async def get_group(self, principal: Principal, name: str, org: str | None = None) -> Group:
+        target = await self.org_for(principal, org)
+        async with self._db.session() as session:
+            group = (
+                await session.exec(
+                    select(Group)
+                    .where(col(Group.org_id) == target.id)
+                    .where(col(Group.name) == name)
+                )
+            ).first()
+        if group is None:
+            raise NotFound(f"no group named {name!r}")
+        return group
+
+    async def create_group(
+        self, principal: Principal, name: str, description: str = "", org: str | None = None
+    ) -> Group:
+        _require(principal, Role.ORG_GROUPS)
+        target = await self.org_for(principal, org)
+        GROUP_NAME.check(name, "name")
+        assert target.id is not None
+        group = Group(org_id=target.id, name=name, description=description)
+        async with self._db.session() as session:
+            session.add(group)
+            try:
+                await session.commit()
+            except IntegrityError:
+                raise Conflict(
+                    f"a group named {name!r} exists", details={"field": "name"}
+                ) from None
+            await session.refresh(group)
+        return group
+
+    async def update_group(
+        self,
+        principal: Principal,
+        name: str,
+        *,
+        description: str | None = None,
+        allocation_total: float | None = None,
+    ) -> Group:
+        _require(principal, Role.ORG_GROUPS)
+        group = await self.get_group(principal, name)
+        self._check_group_access(principal, group)
+        if allocation_total is not None and allocation_total < 0:
+            raise Invalid("allocation_total must not be negative", field="allocation_total")
+        async with self._db.session() as session:
+            row = await session.get(Group, group.id)
+            assert row is not None
+            if description is not None:
+                row.description = description
+            if allocation_total is not None:
+                row.allocation_total = allocation_total
+            session.add(row)
+            await session.commit()
+            await session.refresh(row)
+        return row
+
+    async def set_roles(self, principal: Principal, name: str, roles: Sequence[str]) -> Group:
+        """Only org:admin assigns roles; only platform:admin grants platform:admin."""
+        if not principal.has():
+            raise PermissionDenied(
+                "assigning roles needs the role org:admin", reason="role-required"
+            )
+        unknown = sorted(set(roles) - {r.value for r in Role})
+        if unknown:
+            raise Invalid(f"roles: unknown roles {unknown}", field="roles")
+        group = await self.get_group(principal, name)
+        touches_platform = Role.PLATFORM_ADMIN.value in set(roles) ^ set(group.roles)
+        if touches_platform and not principal.platform_admin:
+            raise PermissionDenied(
+                "platform:admin is granted by platform administrators", reason="role-required"
+            )
+        async with self._db.session() as session:
+            row = await session.get(Group, group.id)
+            assert row is not None
+            row.roles = sorted(set(roles))
+            session.add(row)
+            await session.commit()
+            await session.refresh(row)
+        return row
+
+    async def delete_group(self, principal: Principal, name: str) -> None:
+        _require(principal, Role.ORG_GROUPS)
+        group = await self.get_group(principal, name)
+        self._check_group_access(principal, group)
+        async with self._db.session() as session:
+            await session.exec(delete(GroupMember).where(col(GroupMember.group_id) == group.id))
+            row = await session.get(Group, group.id)
+            await session.delete(row)
+            await session.commit()
+
+    async def members(self, principal: Principal, name: str) -> list[User]:
+        group = await self.get_group(principal, name)
+        async with self._db.session() as session:
+            rows = await session.exec(
+                select(User)
+                .join(GroupMember, col(GroupMember.user_id) == col(User.id))
+                .where(col(GroupMember.group_id) == group.id)
+                .order_by(col(User.username))
+            )
+            return list(rows)
+
+    async def add_member(self, principal: Principal, name: str, username: str) -> None:
+        _require(principal, Role.ORG_GROUPS)
+        group = await self.get_group(principal, name)
+        self._check_group_access(principal, group)
+        async with self._db.session() as session:
+            user = (
+                await session.exec(
+                    select(User)
+                    .where(col(User.username) == username)
+                    .where(col(User.org_id) == group.org_id)
+                )
+            ).first()
+            if user is None:
+                raise NotFound(f"no user named {username!r} in this organization")
+            assert group.id is not None and user.id is not None
+            if await session.get(GroupMember, (group.id, user.id)) is None:
+                session.add(GroupMember(group_id=group.id, user_id=user.id))
+                await session.commit()
+
+    async def remove_member(self, principal: Principal, name: str, username: str) -> None:
+        _require(principal, Role.ORG_GROUPS)
+        group = await self.get_group(principal, name)
+        self._check_group_access(principal, group)
+        async with self._db.session() as session:
+            user = (
+                await session.exec(
+                    select(User)
+                    .where(col(User.username) == username)
+                    .where(col(User.org_id) == group.org_id)
+                )
+            ).first()
+            member = (
+                await session.get(GroupMember, (group.id, user.id)) if user is not None else None
+            )
+            if member is None:
+                raise NotFound(f"{username} is not a member of {name}")
+            await session.delete(member)
+            await session.commit()
