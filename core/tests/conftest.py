@@ -1,1 +1,1 @@
-pytest_plugins = ["corral_core.testing"]
+"""Kernel tests; fixtures come from the corral_core.testing pytest plugin."""

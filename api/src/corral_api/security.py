@@ -138,8 +138,7 @@ class AuditMiddleware:
     async def _record(scope: Scope, status: int) -> None:
         runtime: Runtime = scope["app"].state.runtime
         principal = scope.get("user")
-        handler = scope.get("route_handler")
-        template = next(iter(handler.paths)) if handler is not None else scope["path"]
+        template = scope.get("path_template") or scope["path"]
         client = scope.get("client")
         try:
             await runtime.audit.record(

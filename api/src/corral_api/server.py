@@ -105,7 +105,9 @@ def _bootstrap(runtime: Runtime) -> None:
 
     async def run() -> str | None:
         try:
-            return await runtime.identity.bootstrap(boot.org, boot.admin_username, boot.admin_password or None)
+            return await runtime.identity.bootstrap(
+                boot.org, boot.admin_username, boot.admin_password or None
+            )
         finally:
             await runtime.db.dispose()
 

@@ -7,7 +7,7 @@ The mode comes from the test environment, and reaches the code under test as set
 - distributed: ``CORRAL_TEST_POSTGRES_URL`` (a server where tests may create databases) and
   ``CORRAL_TEST_REDIS_URL``; every test gets its own database and its own broker namespace.
 
-Use it from a ``conftest.py`` with ``pytest_plugins = ["corral_core.testing"]``.
+It is a pytest plugin, registered through the ``pytest11`` entry point of ``corral-core``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 ADMIN_USERNAME = "admin"
-ADMIN_PASSWORD = "Corral-test-admin-Passw0rd!"
+ADMIN_PASSWORD = "Corral-test-admin-Passw0rd!"  # noqa: S105 - a test deployment's
 """The platform admin every test deployment bootstraps."""
 POSTGRES_ENV = "CORRAL_TEST_POSTGRES_URL"
 REDIS_ENV = "CORRAL_TEST_REDIS_URL"

@@ -80,7 +80,16 @@ class OrgController(Controller):
         principal: Caller,
         runtime: RuntimeDep,
     ) -> OrgInfo:
-        org = await runtime.identity.create_org(principal, data.name, data.display_name, data.seats)
+        admin = data.admin
+        org = await runtime.identity.create_org(
+            principal,
+            data.name,
+            data.display_name,
+            data.seats,
+            admin_username=admin.username if admin else None,
+            admin_password=admin.password if admin else None,
+            admin_email=admin.email if admin else "",
+        )
         return org_info(org, {})
 
     @delete(

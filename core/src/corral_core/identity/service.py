@@ -136,8 +136,18 @@ class IdentityService:
             return list(await session.exec(query))
 
     async def create_org(
-        self, principal: Principal, name: str, display_name: str = "", seats: int = 0
+        self,
+        principal: Principal,
+        name: str,
+        display_name: str = "",
+        seats: int = 0,
+        *,
+        admin_username: str | None = None,
+        admin_password: str | None = None,
+        admin_email: str = "",
     ) -> Org:
+        """A new organization; with ``admin_username``, its first user in a group ``org-admins``
+        holding ``org:admin``."""
         if not principal.platform_admin:
             raise PermissionDenied(
                 "creating organizations needs the role platform:admin", reason="role-required"
@@ -145,24 +155,53 @@ class IdentityService:
         ORG_NAME.check(name, "name")
         if seats < 0:
             raise Invalid("seats must be 0 (unlimited) or more", field="seats")
+        if admin_username is not None:
+            USERNAME.check(admin_username, "admin.username")
+            if admin_password is not None:
+                check_policy(admin_password, "admin.password")
         org = Org(name=name, display_name=display_name or name, seats=seats)
         async with self._db.session() as session:
             session.add(org)
             try:
-                await session.commit()
+                await session.flush()
             except IntegrityError:
                 raise Conflict(
                     f"an organization named {name!r} exists", details={"field": "name"}
                 ) from None
+            assert org.id is not None
+            if admin_username is not None:
+                admin = User(
+                    org_id=org.id,
+                    username=admin_username,
+                    email=admin_email,
+                    password_hash=hash_password(admin_password) if admin_password else None,
+                )
+                group = Group(
+                    org_id=org.id,
+                    name="org-admins",
+                    description="Organization administrators",
+                    roles=[Role.ORG_ADMIN.value],
+                )
+                session.add_all([admin, group])
+                try:
+                    await session.flush()
+                except IntegrityError:
+                    raise Conflict(
+                        f"the username {admin_username!r} is taken",
+                        details={"field": "admin.username"},
+                    ) from None
+                assert admin.id is not None and group.id is not None
+                session.add(GroupMember(group_id=group.id, user_id=admin.id))
+            await session.commit()
             await session.refresh(org)
         return org
 
     async def delete_org(self, principal: Principal, name: str, confirm: str) -> None:
+        org = await self.org_for(principal, name)
         if not principal.platform_admin:
             raise PermissionDenied(
                 "deleting organizations needs the role platform:admin", reason="role-required"
             )
-        org = await self.org_for(principal, name)
         if confirm != org.name:
             raise Invalid("confirm must repeat the organization's name exactly", field="confirm")
         if org.id == principal.org_id:
@@ -356,8 +395,8 @@ class IdentityService:
         return row
 
     async def delete_user(self, principal: Principal, username: str) -> None:
-        _require(principal, Role.ORG_USERS)
         user = await self.get_user(principal, username)
+        _require(principal, Role.ORG_USERS)
         if user.id == principal.user_id:
             raise Conflict("you cannot delete your own account")
         async with self._db.session() as session:
@@ -440,8 +479,8 @@ class IdentityService:
         description: str | None = None,
         allocation_total: float | None = None,
     ) -> Group:
-        _require(principal, Role.ORG_GROUPS)
         group = await self.get_group(principal, name)
+        _require(principal, Role.ORG_GROUPS)
         self._check_group_access(principal, group)
         if allocation_total is not None and allocation_total < 0:
             raise Invalid("allocation_total must not be negative", field="allocation_total")
@@ -459,6 +498,7 @@ class IdentityService:
 
     async def set_roles(self, principal: Principal, name: str, roles: Sequence[str]) -> Group:
         """Only org:admin assigns roles; only platform:admin grants platform:admin."""
+        group = await self.get_group(principal, name)
         if not principal.has():
             raise PermissionDenied(
                 "assigning roles needs the role org:admin", reason="role-required"
@@ -466,7 +506,6 @@ class IdentityService:
         unknown = sorted(set(roles) - {r.value for r in Role})
         if unknown:
             raise Invalid(f"roles: unknown roles {unknown}", field="roles")
-        group = await self.get_group(principal, name)
         touches_platform = Role.PLATFORM_ADMIN.value in set(roles) ^ set(group.roles)
         if touches_platform and not principal.platform_admin:
             raise PermissionDenied(
@@ -482,8 +521,8 @@ class IdentityService:
         return row
 
     async def delete_group(self, principal: Principal, name: str) -> None:
-        _require(principal, Role.ORG_GROUPS)
         group = await self.get_group(principal, name)
+        _require(principal, Role.ORG_GROUPS)
         self._check_group_access(principal, group)
         async with self._db.session() as session:
             await session.exec(delete(GroupMember).where(col(GroupMember.group_id) == group.id))
@@ -503,8 +542,8 @@ class IdentityService:
             return list(rows)
 
     async def add_member(self, principal: Principal, name: str, username: str) -> None:
-        _require(principal, Role.ORG_GROUPS)
         group = await self.get_group(principal, name)
+        _require(principal, Role.ORG_GROUPS)
         self._check_group_access(principal, group)
         async with self._db.session() as session:
             user = (
@@ -522,8 +561,8 @@ class IdentityService:
                 await session.commit()
 
     async def remove_member(self, principal: Principal, name: str, username: str) -> None:
-        _require(principal, Role.ORG_GROUPS)
         group = await self.get_group(principal, name)
+        _require(principal, Role.ORG_GROUPS)
         self._check_group_access(principal, group)
         async with self._db.session() as session:
             user = (

@@ -1,0 +1,117 @@
+"""Helpers for API tests: an in-process API and ways to act as different users."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar.testing import AsyncTestClient
+
+from corral_core.migrations import upgrade
+from corral_core.plugins import PluginSource, load_kernel
+from corral_core.plugins.manager import builtin_sources
+from corral_core.runtime import Runtime
+from corral_core.testing import ADMIN_PASSWORD, ADMIN_USERNAME, TestDeployment
+from corral_sdk.plugin import ReconcileResult, ResourceKindRecord, hookimpl
+from corral_sdk.reconcile import ReconcileContext, ResourceSnapshot
+
+PASSWORD = "Correct-horse-battery-9!"
+
+
+class Api:
+    """The test client plus ways to become someone."""
+
+    def __init__(self, client: AsyncTestClient[Any], runtime: Runtime) -> None:
+        self.client = client
+        self.runtime = runtime
+
+    async def key(self, username: str, password: str = PASSWORD) -> dict[str, str]:
+        """Sign in as ``username`` and return headers carrying a fresh API key."""
+        login = await self.client.post(
+            "/api/auth/login", json={"username": username, "password": password}
+        )
+        assert login.status_code == 200, login.text
+        created = await self.client.post("/api/auth/apikeys", json={"name": "test"})
+        assert created.status_code == 201, created.text
+        self.client.cookies.clear()
+        return {"Authorization": f"Bearer {created.json()['secret']}"}
+
+    async def admin(self) -> dict[str, str]:
+        return await self.key(ADMIN_USERNAME, ADMIN_PASSWORD)
+
+    async def org_with_admin(self, org: str, admin: str) -> dict[str, str]:
+        """A new organization whose ``admin`` holds org:admin; returns their headers."""
+        created = await self.client.post(
+            "/api/orgs",
+            json={"name": org, "admin": {"username": admin, "password": PASSWORD}},
+            headers=await self.admin(),
+        )
+        assert created.status_code == 201, created.text
+        return await self.key(admin)
+
+    async def user(
+        self, as_: dict[str, str], username: str, *, groups: tuple[str, ...] = ()
+    ) -> dict[str, str]:
+        """Create ``username`` (by ``as_``), optionally in groups; returns their headers."""
+        created = await self.client.post(
+            "/api/users",
+            json={"username": username, "password": PASSWORD, "groups": list(groups)},
+            headers=as_,
+        )
+        assert created.status_code == 201, created.text
+        return await self.key(username)
+
+    async def group(self, as_: dict[str, str], name: str, roles: tuple[str, ...] = ()) -> None:
+        created = await self.client.post("/api/groups", json={"name": name}, headers=as_)
+        assert created.status_code == 201, created.text
+        if roles:
+            set_roles = await self.client.put(
+                f"/api/groups/{name}/roles", json={"roles": list(roles)}, headers=as_
+            )
+            assert set_roles.status_code == 200, set_roles.text
+
+
+def make_runtime(deployment: TestDeployment, *extra: PluginSource) -> Runtime:
+    runtime = Runtime(
+        deployment.settings(), load_kernel(sources=[*builtin_sources(), *extra]), "api"
+    )
+    upgrade(runtime.db)
+    return runtime
+
+
+class LampSpec(msgspec.Struct, forbid_unknown_fields=True):
+    watts: int = 10
+
+
+class LampReconciler:
+    async def reconcile(self, resource: ResourceSnapshot, ctx: ReconcileContext) -> ReconcileResult:
+        return ReconcileResult(observed_state=resource.desired_state)
+
+
+class StorageSpec(msgspec.Struct, forbid_unknown_fields=True):
+    size_gb: int = 1
+
+
+class LampPlugin:
+    @hookimpl
+    def corral_register_resource_kinds(self) -> list[ResourceKindRecord]:
+        return [
+            ResourceKindRecord(
+                name="lamp",
+                factory=LampReconciler,
+                config=LampSpec,
+                states=("off", "on"),
+                initial_state="off",
+                terminal_states=frozenset({"off", "on"}),
+                share_levels=("view", "edit"),
+            ),
+            ResourceKindRecord(
+                name="disk",
+                factory=LampReconciler,
+                config=StorageSpec,
+                states=("off", "on"),
+                initial_state="off",
+                terminal_states=frozenset({"off", "on"}),
+                share_levels=("mount", "view-edit"),
+            ),
+        ]
