@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 
-from corral_core.testing import CorralProcess, TestDeployment, free_port
+from corral_core.testing import CorralProcess, TestDeployment, api_key, free_port
 
 
 def corral(deployment: TestDeployment, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -114,3 +115,29 @@ def test_serve_refuses_an_unmigrated_database(deployment: TestDeployment) -> Non
         result = corral(deployment, "serve")
         assert result.returncode == 1
         assert "run `corral migrate`" in result.stderr
+
+
+def test_first_start_creates_the_admin_with_a_password_printed_once(
+    deployment: TestDeployment,
+) -> None:
+    port = free_port()
+    env = deployment.process_env({"CORRAL_BOOTSTRAP_ADMIN_PASSWORD": ""})
+    proc = CorralProcess(["up", "--port", str(port)], env, deployment.tmp / "first.log")
+    try:
+        proc.wait_http(f"http://127.0.0.1:{port}/api/health", timeout=60)
+        output = proc.output()
+        match = re.search(r"with the password:\n\n    (\S+)\n", output)
+        assert match, output
+        key = api_key(f"http://127.0.0.1:{port}", "admin", match.group(1))
+        me = httpx.get(
+            f"http://127.0.0.1:{port}/api/auth/whoami", headers={"Authorization": f"Bearer {key}"}
+        ).json()
+        assert me["org"] == "default" and "platform:admin" in me["roles"]
+    finally:
+        assert proc.stop() == 0
+    again = CorralProcess(["up", "--port", str(port)], env, deployment.tmp / "again.log")
+    try:
+        again.wait_http(f"http://127.0.0.1:{port}/api/health", timeout=60)
+        assert "with the password" not in again.output()
+    finally:
+        assert again.stop() == 0

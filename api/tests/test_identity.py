@@ -413,6 +413,13 @@ async def test_sharing_a_resource_with_a_group(api: Api) -> None:
         )
     ).status_code == 200
     assert (await api.client.get("/api/resources/alice/desk", headers=bob)).status_code == 200
+    shared = await api.client.get(
+        "/api/resources/lookup", params={"ref": "pw://alice/desk"}, headers=bob
+    )
+    assert shared.status_code == 200
+    assert (
+        await api.client.get("/api/resources/lookup", params={"ref": "desk"}, headers=bob)
+    ).status_code == 404
     listed = (await api.client.get("/api/resources", headers=bob)).json()
     assert [r["uri"] for r in listed["items"]] == ["pw://alice/desk"]
     refused = await api.client.patch(

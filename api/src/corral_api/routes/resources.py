@@ -85,6 +85,18 @@ class ResourceController(Controller):
             await runtime.access.get(principal, ResourceRef(created.owner, created.name))
         )
 
+    @get("/lookup", summary="Find a resource by reference: pw://owner/name, owner/name or name")
+    async def lookup(
+        self,
+        ref: Annotated[str, QueryParameter(name="ref", max_length=600)],
+        principal: Caller,
+        runtime: RuntimeDep,
+    ) -> ResourceInfo:
+        """A bare ``name`` is the caller's own resource."""
+        return resource_info(
+            await runtime.access.get(principal, ResourceRef.parse(ref, principal.username, "ref"))
+        )
+
     @get("/{owner:str}/{name:str}", summary="One resource (pw://owner/name)")
     async def get_resource(
         self,
