@@ -70,7 +70,7 @@ class Runtime:
         self.resources = ResourceService(self.db, kernel, self.events, enqueue=self._enqueue)
         self.access = ResourceAccess(self.db, kernel)
         self.identity = IdentityService(self.db)
-        self.authn = Authenticator(self.db, kernel, self.secrets)
+        self.authn = Authenticator(self.db, kernel, self.secrets, settings.auth)
         self.tasks.actor(RECONCILE_ACTOR, self.reconciler.reconcile)
         self.tasks.actor(DELIVER_EVENTS_ACTOR, self._deliver_events)
         self._delivers_events = kernel.implements("corral_on_event")

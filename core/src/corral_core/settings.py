@@ -21,6 +21,7 @@ from corral_sdk.config import PluginConfig, decode_settings
 from corral_sdk.errors import SettingsError
 
 __all__ = [
+    "AuthSettings",
     "BootstrapSettings",
     "BrokerSettings",
     "DatabaseSettings",
@@ -79,6 +80,15 @@ class SecretsSettings(_Section, frozen=True, kw_only=True):
     """A Fernet key (urlsafe base64, 32 bytes). Empty: a key file in the data directory."""
 
 
+class AuthSettings(_Section, frozen=True, kw_only=True):
+    """Platform-wide sign-in policy; organizations may narrow it further."""
+
+    api_key_max_days: int = 0
+    """The longest API key expiry anyone may choose; 0: no platform limit (keys may not expire)."""
+    session_hours: int = 12
+    """How long a browser session lasts."""
+
+
 class BootstrapSettings(_Section, frozen=True, kw_only=True):
     """What the first start creates on an empty database."""
 
@@ -104,6 +114,7 @@ class Settings(_Section, frozen=True, kw_only=True):
     broker: BrokerSettings = msgspec.field(default_factory=BrokerSettings)
     reconcile: ReconcileSettings = msgspec.field(default_factory=ReconcileSettings)
     secrets: SecretsSettings = msgspec.field(default_factory=SecretsSettings)
+    auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     bootstrap: BootstrapSettings = msgspec.field(default_factory=BootstrapSettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
     plugins: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)

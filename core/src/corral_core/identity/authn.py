@@ -19,6 +19,7 @@ from corral_core.identity.names import NameRule
 from corral_core.identity.roles import Principal, Role
 from corral_core.plugins import Kernel
 from corral_core.secrets import SecretBox
+from corral_core.settings import AuthSettings
 from corral_sdk.errors import Conflict, CorralError, Invalid, NotAuthenticated, NotFound
 
 __all__ = [
@@ -32,7 +33,6 @@ __all__ = [
 
 API_KEY_EXPIRY_DAYS = (None, 7, 30, 60, 90)
 TOKEN_HOURS = range(1, 25)
-SESSION_HOURS = 12
 LOCKOUT_AFTER = 5
 LOCKOUT_BASE_SECONDS = 30
 LOCKOUT_MAX_SECONDS = 15 * 60
@@ -93,10 +93,13 @@ def parse_public_key(text: str, field: str = "key") -> tuple[str, str]:
 class Authenticator:
     """Turns credentials into principals, and signs users in."""
 
-    def __init__(self, db: Database, kernel: Kernel, secrets: SecretBox) -> None:
+    def __init__(
+        self, db: Database, kernel: Kernel, secrets: SecretBox, policy: AuthSettings | None = None
+    ) -> None:
         self._db = db
         self._kernel = kernel
         self._secrets = secrets
+        self._policy = policy or AuthSettings()
 
     # --- principals -----------------------------------------------------------------------------
 
@@ -207,7 +210,7 @@ class Authenticator:
             )
             await session.commit()
         issued = await self._issue(
-            user, "session", "browser session", now + timedelta(hours=SESSION_HOURS)
+            user, "session", "browser session", now + timedelta(hours=self._policy.session_hours)
         )
         return await self.principal(user), issued
 
@@ -287,13 +290,15 @@ class Authenticator:
                 f"not {expiration_days}",
                 field="expiration_days",
             )
-        if org.api_key_max_days is not None and (
-            expiration_days is None or expiration_days > org.api_key_max_days
+        for limit, who in (
+            (org.api_key_max_days, "your organization"),
+            (self._policy.api_key_max_days or None, "this platform"),
         ):
-            raise Invalid(
-                f"expiration_days: your organization allows at most {org.api_key_max_days} days",
-                field="expiration_days",
-            )
+            if limit is not None and (expiration_days is None or expiration_days > limit):
+                raise Invalid(
+                    f"expiration_days: {who} allows at most {limit} days",
+                    field="expiration_days",
+                )
         expires = utcnow() + timedelta(days=expiration_days) if expiration_days else None
         return await self._issue(user, "apikey", name, expires)
 
