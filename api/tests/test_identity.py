@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from api_support import PASSWORD, Api
 from sqlalchemy import update
-from sqlmodel import col
+from sqlmodel import col, select
 
 from corral_core.db import utcnow
 from corral_core.identity import credentials
@@ -390,7 +390,7 @@ async def test_ssh_keys_are_validated_and_the_platform_key_stays_private(api: Ap
     from corral_core.identity.models import UserKeyPair
 
     async with api.runtime.db.session() as session:
-        pair = (await session.exec(__import__("sqlmodel").select(UserKeyPair))).first()
+        pair = (await session.exec(select(UserKeyPair))).first()
     assert pair is not None and "PRIVATE KEY" not in pair.private_key_encrypted
     assert "PRIVATE KEY" in api.runtime.authn.private_key(pair)
 

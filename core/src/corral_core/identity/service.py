@@ -9,14 +9,23 @@ from __future__ import annotations
 import secrets
 import string
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import delete, func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from corral_core.db import Database
-from corral_core.identity.models import Group, GroupMember, Org, User
+from corral_core.db import Database, utcnow
+from corral_core.identity.models import (
+    Credential,
+    Group,
+    GroupMember,
+    Org,
+    SshKey,
+    User,
+    UserKeyPair,
+)
 from corral_core.identity.names import GROUP_NAME, ORG_NAME, USERNAME
 from corral_core.identity.passwords import check_policy, hash_password
 from corral_core.identity.roles import Principal, Role
@@ -41,6 +50,12 @@ def generate_password() -> str:
     alphabet = string.ascii_letters + string.digits
     core = "".join(secrets.choice(alphabet) for _ in range(20))
     return f"{core}aZ7!"
+
+
+async def _refuse_if_any_resource(session: AsyncSession, condition: Any, message: str) -> None:
+    """Deleting an owner of resources would orphan them: refuse until they are gone."""
+    if (await session.exec(select(Resource.id).where(condition).limit(1))).first() is not None:
+        raise Conflict(message, reason="owns-resources")
 
 
 class UserPage:
@@ -207,22 +222,15 @@ class IdentityService:
         if org.id == principal.org_id:
             raise Conflict("you cannot delete your own organization")
         async with self._db.session() as session:
-            owned = (
-                await session.exec(
-                    select(Resource.id).where(col(Resource.org) == org.name).limit(1)
-                )
-            ).first()
-            if owned is not None:
-                raise Conflict(
-                    f"organization {name!r} still has resources: delete them first",
-                    reason="org-has-resources",
-                )
+            await _refuse_if_any_resource(
+                session,
+                col(Resource.org) == org.name,
+                f"organization {name!r} still has resources: delete them first",
+            )
             user_ids = select(User.id).where(col(User.org_id) == org.id)
             group_ids = select(Group.id).where(col(Group.org_id) == org.id)
             await session.exec(delete(GroupMember).where(col(GroupMember.group_id).in_(group_ids)))
             await session.exec(delete(GroupMember).where(col(GroupMember.user_id).in_(user_ids)))
-            from corral_core.identity.models import Credential, SshKey, UserKeyPair
-
             for table in (Credential, SshKey, UserKeyPair):
                 await session.exec(delete(table).where(col(table.user_id).in_(user_ids)))
             await session.exec(delete(Group).where(col(Group.org_id) == org.id))
@@ -381,8 +389,6 @@ class IdentityService:
             if email is not None:
                 row.email = email
             if password is not None:
-                from corral_core.db import utcnow
-
                 row.password_hash = hash_password(check_policy(password))
                 row.password_changed_at = utcnow()
             if disabled is not None:
@@ -400,16 +406,11 @@ class IdentityService:
         if user.id == principal.user_id:
             raise Conflict("you cannot delete your own account")
         async with self._db.session() as session:
-            owned = (
-                await session.exec(
-                    select(Resource.id).where(col(Resource.owner) == user.username).limit(1)
-                )
-            ).first()
-            if owned is not None:
-                raise Conflict(
-                    f"{username} still owns resources: delete or hand them over first",
-                    reason="user-has-resources",
-                )
+            await _refuse_if_any_resource(
+                session,
+                col(Resource.owner) == user.username,
+                f"{username} still owns resources: delete or hand them over first",
+            )
             row = await session.get(User, user.id)
             await session.delete(row)
             await session.commit()
