@@ -463,3 +463,47 @@ async def test_audit_log_records_changes_for_org_admins(api: Api) -> None:
         for e in (await api.client.get("/api/audit", headers=other)).json()["items"]
         if e["actor"] == "alice"
     ]
+
+
+async def test_orgs_are_created_and_deleted_by_platform_admins_only(api: Api) -> None:
+    admin = await api.admin()
+    alice = await api.org_with_admin("acme", "alice")
+    assert (
+        await api.client.post("/api/orgs", json={"name": "other"}, headers=alice)
+    ).status_code == 403
+    assert (
+        await api.client.post("/api/orgs", json={"name": "Bad Name"}, headers=admin)
+    ).status_code == 422
+    assert (
+        await api.client.post("/api/orgs", json={"name": "acme"}, headers=admin)
+    ).status_code == 409
+    assert [o["name"] for o in (await api.client.get("/api/orgs", headers=alice)).json()] == [
+        "acme"
+    ]
+    assert {"acme", "default"} <= {
+        o["name"] for o in (await api.client.get("/api/orgs", headers=admin)).json()
+    }
+    await api.client.post("/api/resources", json={"kind": "lamp", "name": "desk"}, headers=alice)
+    assert (
+        await api.client.delete("/api/orgs/acme", params={"confirm": "acme"}, headers=alice)
+    ).status_code == 403
+    wrong = await api.client.delete("/api/orgs/acme", params={"confirm": "acm"}, headers=admin)
+    assert wrong.status_code == 422
+    has_resources = await api.client.delete(
+        "/api/orgs/acme", params={"confirm": "acme"}, headers=admin
+    )
+    assert has_resources.status_code == 409
+    assert (await api.client.delete("/api/users/alice", headers=admin)).status_code == 409
+    from corral_core.resources.models import Resource
+
+    async with api.runtime.db.session() as session:
+        for row in await session.exec(select(Resource)):
+            await session.delete(row)
+        await session.commit()
+    assert (
+        await api.client.delete("/api/orgs/acme", params={"confirm": "acme"}, headers=admin)
+    ).status_code == 204
+    assert (await api.client.get("/api/auth/whoami", headers=alice)).status_code == 401
+    assert "acme" not in {
+        o["name"] for o in (await api.client.get("/api/orgs", headers=admin)).json()
+    }
