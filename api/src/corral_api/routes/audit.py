@@ -9,6 +9,7 @@ from litestar.params import QueryParameter
 from sqlalchemy import func
 from sqlmodel import col, select
 
+from corral_api.params import Offset
 from corral_api.security import Caller, RuntimeDep
 from corral_core.audit.models import AuditRecord
 from corral_sdk.errors import PermissionDenied
@@ -23,7 +24,7 @@ async def list_audit(
     runtime: RuntimeDep,
     actor: Annotated[str | None, QueryParameter(name="actor")] = None,
     limit: Annotated[int, QueryParameter(name="limit", ge=1, le=500)] = 100,
-    offset: Annotated[int, QueryParameter(name="offset", ge=0)] = 0,
+    offset: Offset = 0,
 ) -> AuditList:
     if not principal.has():
         raise PermissionDenied(

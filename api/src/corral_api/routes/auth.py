@@ -8,6 +8,7 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import Cookie
 from litestar.params import FromPath, JSONBody
 
+from corral_api.params import RowId
 from corral_api.security import PUBLIC, SESSION_COOKIE, Caller, RuntimeDep
 from corral_sdk.wire import (
     ApiKeyCreate,
@@ -106,11 +107,11 @@ class AuthController(Controller):
     @delete("/apikeys/{key_id:int}", summary="Revoke an API key at once", status_code=204)
     async def delete_api_key(
         self,
-        key_id: FromPath[int],
+        key_id: RowId,
         principal: Caller,
         runtime: RuntimeDep,
     ) -> None:
-        await runtime.authn.revoke(principal, key_id)
+        await runtime.authn.revoke(principal, key_id, "apikey")
 
     @get("/tokens", summary="Your short-lived CLI tokens")
     async def list_tokens(self, principal: Caller, runtime: RuntimeDep) -> list[CredentialInfo]:
@@ -128,11 +129,11 @@ class AuthController(Controller):
     @delete("/tokens/{token_id:int}", summary="Revoke a token at once", status_code=204)
     async def delete_token(
         self,
-        token_id: FromPath[int],
+        token_id: RowId,
         principal: Caller,
         runtime: RuntimeDep,
     ) -> None:
-        await runtime.authn.revoke(principal, token_id)
+        await runtime.authn.revoke(principal, token_id, "token")
 
 
 def _info(credential: Any) -> CredentialInfo:

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from litestar import Controller, delete, get, patch, post, put
 from litestar.params import FromPath, JSONBody, QueryParameter
 
+from corral_api.params import Limit, Offset
 from corral_api.security import Caller, RuntimeDep
 from corral_core.identity.models import Group, Org, User
 from corral_sdk.wire import (
@@ -119,8 +120,8 @@ class UserController(Controller):
         org: OrgQuery = None,
         search: Annotated[str | None, QueryParameter(name="search", max_length=255)] = None,
         active: Annotated[bool | None, QueryParameter(name="active")] = None,
-        limit: Annotated[int, QueryParameter(name="limit", ge=1, le=200)] = 50,
-        offset: Annotated[int, QueryParameter(name="offset", ge=0)] = 0,
+        limit: Limit = 50,
+        offset: Offset = 0,
         sort_by: Annotated[
             Literal["username", "email", "created_at", "last_login_at"],
             QueryParameter(name="sort_by"),

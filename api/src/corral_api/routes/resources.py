@@ -7,6 +7,7 @@ from typing import Annotated
 from litestar import Controller, delete, get, patch, post, put
 from litestar.params import FromPath, JSONBody, QueryParameter
 
+from corral_api.params import Limit, Offset
 from corral_api.security import Caller, RuntimeDep
 from corral_core.identity.names import ResourceRef
 from corral_core.resources.models import Resource
@@ -52,8 +53,8 @@ class ResourceController(Controller):
         principal: Caller,
         runtime: RuntimeDep,
         kind: Annotated[str | None, QueryParameter(name="kind")] = None,
-        limit: Annotated[int, QueryParameter(name="limit", ge=1, le=200)] = 50,
-        offset: Annotated[int, QueryParameter(name="offset", ge=0)] = 0,
+        limit: Limit = 50,
+        offset: Offset = 0,
     ) -> ResourceList:
         rows, total = await runtime.access.list_visible(
             principal, kind=kind, limit=limit, offset=offset

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 import msgspec
 from sqlalchemy import delete, update
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from corral_core.db import Database, utcnow
 from corral_core.identity import credentials
@@ -104,16 +105,23 @@ class Authenticator:
     # --- principals -----------------------------------------------------------------------------
 
     async def principal(self, user: User, credential: Credential | None = None) -> Principal:
-        assert user.id is not None
         async with self._db.session() as session:
             org = await session.get(Org, user.org_id)
-            rows = await session.exec(
+            assert org is not None
+            return await self._principal(session, user, org, credential)
+
+    @staticmethod
+    async def _principal(
+        session: AsyncSession, user: User, org: Org, credential: Credential | None
+    ) -> Principal:
+        assert user.id is not None
+        groups = list(
+            await session.exec(
                 select(GroupRow.id, GroupRow.roles)
                 .join(GroupMember, col(GroupMember.group_id) == col(GroupRow.id))
                 .where(col(GroupMember.user_id) == user.id)
             )
-            groups = list(rows)
-        assert org is not None
+        )
         roles = {
             Role(r)
             for _, group_roles in groups
@@ -132,7 +140,11 @@ class Authenticator:
         )
 
     async def authenticate(self, value: str) -> Principal:
-        """The principal behind a credential string, or :class:`NotAuthenticated`."""
+        """The principal behind a credential string, or :class:`NotAuthenticated`.
+
+        Runs on every request: one session, two queries (credential with its user and org, then
+        the user's groups), and a write at most once a minute to note the credential's use.
+        """
         parsed = credentials.parse(value)
         if parsed is None:
             raise NotAuthenticated("the credential is malformed", reason="credential-malformed")
@@ -140,8 +152,9 @@ class Authenticator:
         async with self._db.session() as session:
             found = (
                 await session.exec(
-                    select(Credential, User)
+                    select(Credential, User, Org)
                     .join(User, col(User.id) == col(Credential.user_id))
+                    .join(Org, col(Org.id) == col(User.org_id))
                     .where(col(Credential.public_id) == parsed.public_id)
                 )
             ).first()
@@ -153,11 +166,12 @@ class Authenticator:
                 raise NotAuthenticated(
                     "the credential is not valid (unknown or revoked)", reason="credential-invalid"
                 )
-            credential, user = found
+            credential, user, org = found
             if credential.expires_at is not None and credential.expires_at <= now:
                 raise NotAuthenticated("the credential has expired", reason="credential-expired")
             if user.disabled:
                 raise NotAuthenticated("this account is disabled", reason="user-disabled")
+            principal = await self._principal(session, user, org, credential)
             if (
                 credential.last_used_at is None
                 or now - credential.last_used_at > LAST_USED_RESOLUTION
@@ -168,7 +182,7 @@ class Authenticator:
                     .values(last_used_at=now)
                 )
                 await session.commit()
-        return await self.principal(user, credential)
+        return principal
 
     # --- sign-in --------------------------------------------------------------------------------
 
@@ -232,7 +246,7 @@ class Authenticator:
 
     async def logout(self, principal: Principal) -> None:
         if principal.credential_id is not None and principal.credential_kind == "session":
-            await self.revoke(principal, principal.credential_id)
+            await self.revoke(principal, principal.credential_id, "session")
 
     # --- credentials ----------------------------------------------------------------------------
 
@@ -324,13 +338,14 @@ class Authenticator:
             )
             return list(rows)
 
-    async def revoke(self, principal: Principal, credential_id: int) -> None:
-        """Delete one of the caller's credentials: it stops working at once."""
+    async def revoke(self, principal: Principal, credential_id: int, kind: str) -> None:
+        """Delete one of the caller's credentials of ``kind``: it stops working at once."""
         async with self._db.session() as session:
             result = await session.exec(
                 delete(Credential)
                 .where(col(Credential.id) == credential_id)
                 .where(col(Credential.user_id) == principal.user_id)
+                .where(col(Credential.kind) == kind)
             )
             await session.commit()
         if not result.rowcount:

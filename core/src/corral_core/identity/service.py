@@ -134,6 +134,14 @@ class IdentityService:
             raise NotFound(f"no organization named {name!r}")
         return org
 
+    async def _org_id(self, principal: Principal, name: str | None) -> int:
+        """Like :meth:`org_for`, without a query for the caller's own org (the common case)."""
+        if name is None or name == principal.org:
+            return principal.org_id
+        org = await self.org_for(principal, name)
+        assert org.id is not None
+        return org.id
+
     async def org_by_id(self, org_id: int) -> Org:
         async with self._db.session() as session:
             org = await session.get(Org, org_id)
@@ -272,8 +280,8 @@ class IdentityService:
         descending: bool = False,
     ) -> UserPage:
         _require(principal, Role.ORG_USERS)
-        target = await self.org_for(principal, org)
-        query = select(User).where(col(User.org_id) == target.id)
+        org_id = await self._org_id(principal, org)
+        query = select(User).where(col(User.org_id) == org_id)
         if search:
             pattern = f"%{search.lower()}%"
             query = query.where(
@@ -428,25 +436,23 @@ class IdentityService:
     async def list_groups(
         self, principal: Principal, org: str | None = None
     ) -> list[tuple[Group, int]]:
-        target = await self.org_for(principal, org)
+        org_id = await self._org_id(principal, org)
         async with self._db.session() as session:
             rows = await session.exec(
                 select(Group, func.count(col(GroupMember.user_id)))
                 .outerjoin(GroupMember, col(GroupMember.group_id) == col(Group.id))
-                .where(col(Group.org_id) == target.id)
+                .where(col(Group.org_id) == org_id)
                 .group_by(col(Group.id))
                 .order_by(col(Group.name))
             )
             return [(group, count) for group, count in rows]
 
     async def get_group(self, principal: Principal, name: str, org: str | None = None) -> Group:
-        target = await self.org_for(principal, org)
+        org_id = await self._org_id(principal, org)
         async with self._db.session() as session:
             group = (
                 await session.exec(
-                    select(Group)
-                    .where(col(Group.org_id) == target.id)
-                    .where(col(Group.name) == name)
+                    select(Group).where(col(Group.org_id) == org_id).where(col(Group.name) == name)
                 )
             ).first()
         if group is None:
