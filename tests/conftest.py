@@ -1,3 +1,4 @@
-"""Cross-package tests: real `corral` processes, real plugin distributions, both modes."""
+"""Cross-package tests: real `corral` processes, real plugin distributions, both modes.
 
-pytest_plugins = ["corral_core.testing"]
+Fixtures come from the corral_core.testing pytest plugin.
+"""

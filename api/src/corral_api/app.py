@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -95,9 +97,19 @@ def unexpected_error_handler(request: Request[Any, Any, Any], exc: Exception) ->
     )
 
 
+async def _follow_identity_changes(app: Litestar) -> None:
+    runtime: Runtime = app.state.runtime
+    app.state.identity_follower = asyncio.create_task(runtime.authn.follow_identity_changes())
+
+
 async def _close_connections(app: Litestar) -> None:
     """Database and pub/sub connections belong to the server's event loop: close them with it."""
     runtime: Runtime = app.state.runtime
+    follower: asyncio.Task[None] | None = app.state.get("identity_follower")
+    if follower is not None:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
     await runtime.db.dispose()
     await runtime.pubsub.close()
 
@@ -145,6 +157,7 @@ def create_app(runtime: Runtime, *, debug: bool = False) -> Litestar:
         signature_namespace={"Principal": Principal, "Runtime": Runtime},
         debug=debug,
         logging_config=None,
+        on_startup=[_follow_identity_changes],
         on_shutdown=[_close_connections],
     )
     app.state.runtime = runtime

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -21,6 +21,7 @@ __all__ = [
     "Health",
     "IssuedCredential",
     "LoginRequest",
+    "OrgAdmin",
     "OrgCreate",
     "OrgInfo",
     "Page",
@@ -111,12 +112,12 @@ class Whoami(msgspec.Struct, frozen=True, kw_only=True):
 
 class ApiKeyCreate(_Request, frozen=True, kw_only=True):
     name: str
-    expiration_days: int | None = None
+    expiration_days: Annotated[int, msgspec.Meta(ge=0, le=100_000)] | None = None
     """None (no expiry), 7, 30, 60 or 90, as the organization's policy allows."""
 
 
 class TokenCreate(_Request, frozen=True, kw_only=True):
-    expiration_hours: int = 24
+    expiration_hours: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 24
     """1 to 24."""
 
 
@@ -156,10 +157,19 @@ class SshKeyInfo(msgspec.Struct, frozen=True, kw_only=True):
     """The platform's own key for this user (not deletable)."""
 
 
+class OrgAdmin(_Request, frozen=True, kw_only=True):
+    username: str
+    password: str | None = None
+    email: str = ""
+
+
 class OrgCreate(_Request, frozen=True, kw_only=True):
     name: str
     display_name: str = ""
-    seats: int = 0
+    seats: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] = 0
+    """0 means unlimited."""
+    admin: OrgAdmin | None = None
+    """The organization's first user, made a member of ``org-admins`` (``org:admin``)."""
 
 
 class OrgInfo(msgspec.Struct, frozen=True, kw_only=True):

@@ -10,6 +10,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from corral_api.params import Limit, Offset
 from corral_api.security import Caller, RuntimeDep
 from corral_core.identity.models import Group, Org, User
+from corral_core.identity.service import UserSummary
 from corral_sdk.wire import (
     GroupCreate,
     GroupInfo,
@@ -40,7 +41,7 @@ def org_info(org: Org, managers: dict[int, str]) -> OrgInfo:
     )
 
 
-def user_info(user: User, org: str) -> UserInfo:
+def user_info(user: User | UserSummary, org: str) -> UserInfo:
     return UserInfo(
         username=user.username,
         name=user.name,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import re
+import time
 from datetime import datetime, timedelta
 
 import msgspec
@@ -13,6 +15,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from corral_core.db import Database, utcnow
+from corral_core.events.bus import PubSub
 from corral_core.identity import credentials
 from corral_core.identity.models import Credential, GroupMember, Org, SshKey, User, UserKeyPair
 from corral_core.identity.models import Group as GroupRow
@@ -32,12 +35,17 @@ __all__ = [
     "TooManyAttempts",
 ]
 
+log = logging.getLogger("corral.auth")
+
 API_KEY_EXPIRY_DAYS = (None, 7, 30, 60, 90)
 TOKEN_HOURS = range(1, 25)
 LOCKOUT_AFTER = 5
 LOCKOUT_BASE_SECONDS = 30
 LOCKOUT_MAX_SECONDS = 15 * 60
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+PRINCIPAL_CACHE_SECONDS = 30.0
+PRINCIPAL_CACHE_SIZE = 10_000
+IDENTITY_CHANNEL = "identity"
 KEY_NAME = NameRule(
     "key name",
     re.compile(r"[^\x00-\x1f]{1,255}"),
@@ -95,12 +103,44 @@ class Authenticator:
     """Turns credentials into principals, and signs users in."""
 
     def __init__(
-        self, db: Database, kernel: Kernel, secrets: SecretBox, policy: AuthSettings | None = None
+        self,
+        db: Database,
+        kernel: Kernel,
+        secrets: SecretBox,
+        policy: AuthSettings | None = None,
+        pubsub: PubSub | None = None,
     ) -> None:
         self._db = db
         self._kernel = kernel
         self._secrets = secrets
         self._policy = policy or AuthSettings()
+        self._pubsub = pubsub
+        # credential hash -> (principal, credential expiry, monotonic time cached)
+        self._cache: dict[str, tuple[Principal, datetime | None, float]] = {}
+
+    # --- the principal cache --------------------------------------------------------------------
+    # Every request authenticates; a short-lived cache of principals spares the database. Any
+    # change to credentials, users, groups or roles clears it in this process at once and in every
+    # other process through the pub/sub channel; the expiry bounds staleness should a message be
+    # lost.
+
+    def forget_principals(self) -> None:
+        self._cache.clear()
+
+    async def identity_changed(self) -> None:
+        self.forget_principals()
+        if self._pubsub is not None:
+            try:
+                await self._pubsub.publish(IDENTITY_CHANNEL, "changed")
+            except Exception:
+                log.warning("could not announce an identity change", exc_info=True)
+
+    async def follow_identity_changes(self) -> None:
+        """Forget cached principals whenever any process announces a change (runs forever)."""
+        if self._pubsub is None:
+            return
+        async for _ in self._pubsub.subscribe(IDENTITY_CHANNEL):
+            self.forget_principals()
 
     # --- principals -----------------------------------------------------------------------------
 
@@ -149,6 +189,14 @@ class Authenticator:
         if parsed is None:
             raise NotAuthenticated("the credential is malformed", reason="credential-malformed")
         now = utcnow()
+        cache_key = credentials.hash_secret(value)
+        cached = self._cache.get(cache_key)
+        if cached is not None:
+            principal, expires_at, cached_at = cached
+            fresh = time.monotonic() - cached_at < PRINCIPAL_CACHE_SECONDS
+            if fresh and (expires_at is None or expires_at > now):
+                return principal
+            del self._cache[cache_key]
         async with self._db.session() as session:
             found = (
                 await session.exec(
@@ -182,6 +230,9 @@ class Authenticator:
                     .values(last_used_at=now)
                 )
                 await session.commit()
+        if len(self._cache) >= PRINCIPAL_CACHE_SIZE:
+            self._cache.clear()
+        self._cache[cache_key] = (principal, credential.expires_at, time.monotonic())
         return principal
 
     # --- sign-in --------------------------------------------------------------------------------
@@ -350,6 +401,7 @@ class Authenticator:
             await session.commit()
         if not result.rowcount:
             raise NotFound(f"no key {credential_id}")
+        await self.identity_changed()
 
     async def revoke_sessions(self, user_id: int) -> None:
         async with self._db.session() as session:
@@ -359,6 +411,7 @@ class Authenticator:
                 .where(col(Credential.kind) == "session")
             )
             await session.commit()
+        await self.identity_changed()
 
     # --- SSH keys -------------------------------------------------------------------------------
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import secrets
 import string
-from collections.abc import Sequence
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from datetime import datetime
+from typing import Any, Concatenate, Literal, NamedTuple, ParamSpec, TypeVar, cast
 
 from sqlalchemy import delete, func, or_
 from sqlalchemy.exc import IntegrityError
@@ -32,7 +33,7 @@ from corral_core.identity.roles import Principal, Role
 from corral_core.resources.models import Resource
 from corral_sdk.errors import Conflict, Invalid, NotFound, PermissionDenied
 
-__all__ = ["ORG_ROLES", "IdentityService", "UserPage"]
+__all__ = ["ORG_ROLES", "IdentityService", "UserPage", "UserSummary"]
 
 ORG_ROLES = (Role.ORG_ADMIN, Role.ORG_SETTINGS, Role.ORG_USERS, Role.ORG_GROUPS)
 PRIVILEGED = {Role.ORG_ADMIN.value, Role.PLATFORM_ADMIN.value}
@@ -58,15 +59,49 @@ async def _refuse_if_any_resource(session: AsyncSession, condition: Any, message
         raise Conflict(message, reason="owns-resources")
 
 
-class UserPage:
-    def __init__(self, users: list[User], total: int) -> None:
-        self.users = users
-        self.total = total
+S = TypeVar("S", bound="IdentityService")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _changes_identity(
+    method: Callable[Concatenate[S, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[S, P], Coroutine[Any, Any, R]]:
+    """After a change to who may do what, cached principals everywhere are forgotten."""
+
+    async def changed(self: S, *args: P.args, **kwargs: P.kwargs) -> R:
+        result = await method(self, *args, **kwargs)
+        if self._on_change is not None:
+            await self._on_change()
+        return result
+
+    changed.__name__, changed.__doc__ = method.__name__, method.__doc__
+    return cast("Callable[Concatenate[S, P], Coroutine[Any, Any, R]]", changed)
+
+
+class UserSummary(NamedTuple):
+    """A user as listed."""
+
+    username: str
+    name: str
+    email: str
+    disabled: bool
+    no_seat: bool
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+class UserPage(NamedTuple):
+    users: list[UserSummary]
+    total: int
 
 
 class IdentityService:
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self, db: Database, on_change: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         self._db = db
+        self._on_change = on_change
 
     # --- bootstrap ------------------------------------------------------------------------------
 
@@ -158,6 +193,7 @@ class IdentityService:
                 )
             return list(await session.exec(query))
 
+    @_changes_identity
     async def create_org(
         self,
         principal: Principal,
@@ -219,6 +255,7 @@ class IdentityService:
             await session.refresh(org)
         return org
 
+    @_changes_identity
     async def delete_org(self, principal: Principal, name: str, confirm: str) -> None:
         org = await self.org_for(principal, name)
         if not principal.platform_admin:
@@ -281,23 +318,28 @@ class IdentityService:
     ) -> UserPage:
         _require(principal, Role.ORG_USERS)
         org_id = await self._org_id(principal, org)
-        query = select(User).where(col(User.org_id) == org_id)
+        conditions: list[Any] = [col(User.org_id) == org_id]
         if search:
             pattern = f"%{search.lower()}%"
-            query = query.where(
+            conditions.append(
                 or_(func.lower(User.username).like(pattern), func.lower(User.email).like(pattern))
             )
         if active is not None:
-            query = query.where(col(User.disabled).is_(not active))
+            conditions.append(col(User.disabled).is_(not active))
         column = col(getattr(User, sort_by))
+        # Plain rows, not ORM objects: listing is the hot path of the admin pages.
+        paged = (
+            select(*(col(getattr(User, name)) for name in UserSummary._fields))
+            .where(*conditions)
+            .order_by(column.desc() if descending else column, col(User.id))
+            .limit(limit)
+            .offset(offset)
+        )
+        count = select(func.count()).select_from(User).where(*conditions)
         async with self._db.session() as session:
-            total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
-            rows = await session.exec(
-                query.order_by(column.desc() if descending else column, col(User.id))
-                .limit(limit)
-                .offset(offset)
-            )
-            return UserPage(list(rows), total)
+            total = (await session.exec(count)).one()
+            rows = await session.exec(paged)
+            return UserPage([UserSummary(*row) for row in rows], total)
 
     async def get_user(self, principal: Principal, username: str) -> User:
         """A user the caller may see: themselves, or anyone in their org with ``org:users``."""
@@ -311,6 +353,7 @@ class IdentityService:
             raise NotFound(f"no user named {username!r}")
         return user
 
+    @_changes_identity
     async def create_user(
         self,
         principal: Principal,
@@ -361,6 +404,7 @@ class IdentityService:
             await session.refresh(user)
         return user
 
+    @_changes_identity
     async def update_user(
         self,
         principal: Principal,
@@ -408,6 +452,7 @@ class IdentityService:
             await session.refresh(row)
         return row
 
+    @_changes_identity
     async def delete_user(self, principal: Principal, username: str) -> None:
         user = await self.get_user(principal, username)
         _require(principal, Role.ORG_USERS)
@@ -478,6 +523,7 @@ class IdentityService:
             await session.refresh(group)
         return group
 
+    @_changes_identity
     async def update_group(
         self,
         principal: Principal,
@@ -503,6 +549,7 @@ class IdentityService:
             await session.refresh(row)
         return row
 
+    @_changes_identity
     async def set_roles(self, principal: Principal, name: str, roles: Sequence[str]) -> Group:
         """Only org:admin assigns roles; only platform:admin grants platform:admin."""
         group = await self.get_group(principal, name)
@@ -527,6 +574,7 @@ class IdentityService:
             await session.refresh(row)
         return row
 
+    @_changes_identity
     async def delete_group(self, principal: Principal, name: str) -> None:
         group = await self.get_group(principal, name)
         _require(principal, Role.ORG_GROUPS)
@@ -548,6 +596,7 @@ class IdentityService:
             )
             return list(rows)
 
+    @_changes_identity
     async def add_member(self, principal: Principal, name: str, username: str) -> None:
         group = await self.get_group(principal, name)
         _require(principal, Role.ORG_GROUPS)
@@ -567,6 +616,7 @@ class IdentityService:
                 session.add(GroupMember(group_id=group.id, user_id=user.id))
                 await session.commit()
 
+    @_changes_identity
     async def remove_member(self, principal: Principal, name: str, username: str) -> None:
         group = await self.get_group(principal, name)
         _require(principal, Role.ORG_GROUPS)

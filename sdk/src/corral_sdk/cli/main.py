@@ -146,11 +146,212 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _output_flag(plugins_ls, OUTPUT_TABLE_JSON, "table")
 
+    _identity_commands(branch, leaf)
+
     version = leaf(
         commands, "version", "corral_sdk.cli.commands.version:version", "print Corral's version"
     )
     _output_flag(version, ("text", "json"), "text")
     return parser
+
+
+def _force_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("-f", "--force", action="store_true", help=f"do not ask; {what}")
+
+
+def _identity_commands(branch: Callable[..., Any], leaf: Callable[..., Any]) -> None:
+    """auth, context, users, groups, orgs, audit."""
+    auth_cmd = "corral_sdk.cli.commands.auth:"
+    auth = branch("auth", "sign in, store credentials in contexts, manage API keys")
+    login = leaf(
+        auth,
+        "login",
+        auth_cmd + "login",
+        "sign in with a password; a 24-hour token is stored in a context (not the password)",
+    )
+    login.add_argument("--username", help="who signs in (default: the context's user, or asked)")
+    login.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin (scripts)"
+    )
+    context_name_help = "the context to write (default <username>@<server host:port>)"
+    login.add_argument("--context-name", help=context_name_help)
+    for name, what in (("apikey", "an API key"), ("token", "a short-term token (1 to 24 h)")):
+        store = leaf(
+            auth,
+            name,
+            auth_cmd + name,
+            f"store {what} in a context: pasted without echo, or one line from stdin",
+        )
+        store.add_argument("--context-name", help=context_name_help)
+    whoami = leaf(auth, "whoami", auth_cmd + "whoami", "who the credential in use belongs to")
+    _output_flag(whoami, OUTPUT_TABLE_JSON, "table")
+    leaf(
+        auth,
+        "identify-platform",
+        auth_cmd + "identify_platform",
+        "print the server commands talk to (--platform-host, PW_PLATFORM_HOST, context)",
+    )
+    leaf(
+        auth,
+        "logout",
+        auth_cmd + "logout",
+        "forget the context's credential (a token from `auth login` is also revoked)",
+    )
+    apikeys = auth.add_parser(
+        "apikeys", help="your API keys", description="your API keys", parents=[_global_flags()]
+    )
+    apikeys.set_defaults(handler=None, help_parser=apikeys)
+    apikeys_commands = apikeys.add_subparsers(title="commands", metavar="COMMAND")
+    apikeys_ls = leaf(
+        apikeys_commands,
+        "ls",
+        auth_cmd + "apikeys_ls",
+        "list your API keys (never their secrets)",
+        aliases=["list"],
+    )
+    _output_flag(apikeys_ls, OUTPUT_TABLE_JSON, "table")
+    apikeys_create = leaf(
+        apikeys_commands,
+        "create",
+        auth_cmd + "apikeys_create",
+        "create an API key and print its secret, the only time it is shown",
+    )
+    apikeys_create.add_argument("name", help="what the key is for")
+    apikeys_create.add_argument(
+        "--expires-days",
+        type=int,
+        help="7, 30, 60 or 90 days (default: never, or your organization's policy)",
+    )
+    _output_flag(apikeys_create, ("text", "json"), "text")
+    apikeys_delete = leaf(
+        apikeys_commands, "delete", auth_cmd + "apikeys_delete", "revoke an API key at once"
+    )
+    apikeys_delete.add_argument("id", type=int, help="the key's ID (see `auth apikeys ls`)")
+
+    ctx_cmd = "corral_sdk.cli.commands.context:"
+    context = branch(
+        "context", "named contexts: a server and a credential for it (local only)", ["ctx"]
+    )
+    context_ls = leaf(
+        context, "ls", ctx_cmd + "ls", "list contexts; * marks the current one", ["list"]
+    )
+    _output_flag(context_ls, ("table", "json", "list"), "table")
+    leaf(context, "current", ctx_cmd + "current", "print the current context's name")
+    use = leaf(context, "use", ctx_cmd + "use", "switch the current context")
+    use.add_argument("name", help="the context to use")
+    rename = leaf(context, "rename", ctx_cmd + "rename", "rename a context")
+    rename.add_argument("old", help="its name")
+    rename.add_argument("new", help="its new name")
+    context_delete = leaf(
+        context, "delete", ctx_cmd + "delete", "remove a context from the credentials file"
+    )
+    context_delete.add_argument("name", help="the context to delete")
+    _force_flag(context_delete, "needed to delete the current context")
+
+    users_cmd = "corral_sdk.cli.commands.users:"
+    users = branch("users", "the users of an organization (org:users)")
+    users_ls = leaf(users, "ls", users_cmd + "ls", "list users", ["list"])
+    users_ls.add_argument("--search", help="part of a username or email")
+    users_ls.add_argument(
+        "--active", choices=("all", "true", "false"), default="all", help="default all"
+    )
+    users_ls.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    users_ls.add_argument("--offset", type=int, default=0, help="skip this many (default 0)")
+    users_ls.add_argument(
+        "--sort-by",
+        choices=("username", "email", "created_at", "last_login_at"),
+        help="default username",
+    )
+    users_ls.add_argument("--sort-dir", choices=("asc", "desc"), help="default asc")
+    users_ls.add_argument("--org", help="another organization (default yours)")
+    _output_flag(users_ls, ("table", "json", "list"), "table")
+    users_create = leaf(users, "create", users_cmd + "create", "create a user (no email is sent)")
+    users_create.add_argument("username")
+    users_create.add_argument("--name", help="full name")
+    users_create.add_argument("--email")
+    users_create.add_argument(
+        "--password-stdin", action="store_true", help="read an initial password from stdin"
+    )
+    users_create.add_argument(
+        "--group", action="append", dest="groups", metavar="GROUP", help="add to GROUP (repeat)"
+    )
+    users_create.add_argument("--org", help="another organization (default yours)")
+    _output_flag(users_create, OUTPUT_TABLE_JSON, "table")
+    for name, help in (
+        ("disable", "disable a user: their sign-ins and credentials stop working"),
+        ("enable", "enable a disabled user"),
+    ):
+        toggle = leaf(users, name, users_cmd + name, help)
+        toggle.add_argument("username")
+        _output_flag(toggle, OUTPUT_TABLE_JSON, "table")
+    users_delete = leaf(users, "delete", users_cmd + "delete", "delete a user (type the name)")
+    users_delete.add_argument("username")
+    _force_flag(users_delete, "needed when stdin is not a terminal")
+
+    groups_cmd = "corral_sdk.cli.commands.groups:"
+    groups = branch("groups", "an organization's groups, their members and roles")
+    groups_ls = leaf(groups, "ls", groups_cmd + "ls", "list groups", ["list"])
+    groups_ls.add_argument("--org", help="another organization (default yours)")
+    _output_flag(groups_ls, OUTPUT_TABLE_JSON, "table")
+    groups_create = leaf(groups, "create", groups_cmd + "create", "create a group (org:groups)")
+    groups_create.add_argument("name")
+    groups_create.add_argument("--description")
+    _output_flag(groups_create, OUTPUT_TABLE_JSON, "table")
+    groups_delete = leaf(groups, "delete", groups_cmd + "delete", "delete a group (org:groups)")
+    groups_delete.add_argument("name")
+    groups_members = leaf(groups, "members", groups_cmd + "members", "list a group's members")
+    groups_members.add_argument("name")
+    _output_flag(groups_members, OUTPUT_TABLE_JSON, "table")
+    for name, handler, help in (
+        ("add-member", "add_member", "add a user to a group"),
+        ("remove-member", "remove_member", "remove a user from a group"),
+    ):
+        member = leaf(groups, name, groups_cmd + handler, help)
+        member.add_argument("name", help="the group")
+        member.add_argument("username")
+    groups_roles = leaf(
+        groups,
+        "roles",
+        groups_cmd + "roles",
+        "print a group's roles, or set them (org:admin), e.g. org:users org:groups",
+    )
+    groups_roles.add_argument("name", help="the group")
+    groups_roles.add_argument("roles", nargs="*", metavar="ROLE", help="the roles to set")
+    groups_roles.add_argument("--clear", action="store_true", help="remove every role")
+    _output_flag(groups_roles, ("text", "json"), "text")
+
+    orgs_cmd = "corral_sdk.cli.commands.orgs:"
+    orgs = branch("orgs", "organizations")
+    orgs_ls = leaf(orgs, "ls", orgs_cmd + "ls", "list the organizations you can access", ["list"])
+    _output_flag(orgs_ls, ("table", "json", "list"), "table")
+    orgs_create = leaf(
+        orgs, "create", orgs_cmd + "create", "create an organization (platform:admin)"
+    )
+    orgs_create.add_argument("name")
+    orgs_create.add_argument("--display-name")
+    orgs_create.add_argument("--seats", type=int, default=0, help="0 (default): unlimited")
+    _output_flag(orgs_create, OUTPUT_TABLE_JSON, "table")
+    orgs_delete = leaf(
+        orgs,
+        "delete",
+        orgs_cmd + "delete",
+        "delete an organization with its users and groups (platform:admin; type the name)",
+    )
+    orgs_delete.add_argument("name")
+    _force_flag(orgs_delete, "needed when stdin is not a terminal")
+
+    audit = branch("audit", "the audit log of your organization (org:admin)")
+    audit_ls = leaf(
+        audit,
+        "ls",
+        "corral_sdk.cli.commands.audit:ls",
+        "state-changing calls, newest first",
+        ["list"],
+    )
+    audit_ls.add_argument("--actor", help="only this user's calls")
+    audit_ls.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    audit_ls.add_argument("--offset", type=int, default=0, help="skip this many (default 0)")
+    _output_flag(audit_ls, OUTPUT_TABLE_JSON, "table")
 
 
 def _load(ref: str) -> Callable[[argparse.Namespace], int | None]:
