@@ -108,6 +108,8 @@ class Whoami(msgspec.Struct, frozen=True, kw_only=True):
     groups: list[str] = msgspec.field(default_factory=list)
     credential: str
     """How this request authenticated: ``session``, ``apikey`` or ``token``."""
+    credential_id: int | None = None
+    credential_expires_at: datetime | None = None
 
 
 class ApiKeyCreate(_Request, frozen=True, kw_only=True):

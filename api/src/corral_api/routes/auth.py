@@ -36,6 +36,8 @@ async def whoami_of(runtime: RuntimeDep, principal: Caller) -> Whoami:
         roles=sorted(r.value for r in principal.roles),
         groups=sorted(groups),
         credential=principal.credential_kind,
+        credential_id=principal.credential_id,
+        credential_expires_at=principal.credential_expires_at,
     )
 
 
@@ -76,7 +78,9 @@ class AuthController(Controller):
         request.scope["user"] = principal  # for the audit trail
         return Response(await whoami_of(runtime, principal), cookies=[cookie], status_code=200)
 
-    @post("/logout", summary="End this browser session", status_code=204)
+    @post(
+        "/logout", summary="End this session or token (API keys are revoked by id)", status_code=204
+    )
     async def logout(self, principal: Caller, runtime: RuntimeDep) -> Response[None]:
         await runtime.authn.logout(principal)
         return Response(

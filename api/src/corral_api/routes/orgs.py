@@ -281,9 +281,9 @@ class GroupController(Controller):
         principal: Caller,
         runtime: RuntimeDep,
     ) -> list[UserInfo]:
-        return [
-            user_info(u, principal.org) for u in await runtime.identity.members(principal, name)
-        ]
+        group = await runtime.identity.get_group(principal, name)
+        org = (await runtime.identity.org_by_id(group.org_id)).name
+        return [user_info(u, org) for u in await runtime.identity.members(principal, name)]
 
     @put("/{name:str}/members/{username:str}", summary="Add a member (org:groups)", status_code=204)
     async def add_member(

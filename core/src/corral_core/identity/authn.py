@@ -177,6 +177,7 @@ class Authenticator:
             group_ids=frozenset(gid for gid, _ in groups if gid is not None),
             credential_kind=credential.kind if credential else "session",
             credential_id=credential.id if credential else None,
+            credential_expires_at=credential.expires_at if credential else None,
         )
 
     async def authenticate(self, value: str) -> Principal:
@@ -296,8 +297,13 @@ class Authenticator:
             await session.commit()
 
     async def logout(self, principal: Principal) -> None:
-        if principal.credential_id is not None and principal.credential_kind == "session":
-            await self.revoke(principal, principal.credential_id, "session")
+        """End the credential this request came with, if it is a session or a token (API keys are
+        revoked explicitly)."""
+        if principal.credential_id is not None and principal.credential_kind in {
+            "session",
+            "token",
+        }:
+            await self.revoke(principal, principal.credential_id, principal.credential_kind)
 
     # --- credentials ----------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 __all__ = ["Principal", "Role"]
@@ -33,6 +34,7 @@ class Principal:
     group_ids: frozenset[int] = field(default_factory=frozenset)
     credential_kind: str = "session"
     credential_id: int | None = None
+    credential_expires_at: datetime | None = None
 
     @property
     def platform_admin(self) -> bool:

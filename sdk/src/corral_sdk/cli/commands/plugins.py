@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from corral_sdk.cli.client import ApiClient, resolve_credential, resolve_server
+from corral_sdk.cli.client import client_for
 from corral_sdk.cli.output import print_json, print_table
 from corral_sdk.wire import PluginInfo
 
@@ -12,7 +12,7 @@ __all__ = ["ls"]
 
 
 def ls(args: argparse.Namespace) -> int:
-    client = ApiClient(resolve_server(args.platform_host), credential=resolve_credential())
+    client = client_for(args)
     try:
         plugins = client.get("/api/plugins", list[PluginInfo])
     finally:
