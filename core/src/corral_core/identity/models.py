@@ -34,6 +34,8 @@ class User(SQLModel, table=True):
     """A named user; ``username`` is also their namespace (``pw://<username>/<name>``)."""
 
     __tablename__ = "user_account"
+    # Lists page through an org's users by name without sorting them all.
+    __table_args__ = (Index("ix_user_account_org_username", "org_id", "username"),)
 
     id: int | None = Field(default=None, primary_key=True)
     org_id: int = Field(foreign_key="org.id", index=True)

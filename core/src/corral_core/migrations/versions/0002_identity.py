@@ -55,6 +55,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('user_account', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_user_account_org_id'), ['org_id'], unique=False)
+        batch_op.create_index('ix_user_account_org_username', ['org_id', 'username'], unique=False)
 
     op.create_table('user_group',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -159,6 +160,7 @@ def downgrade() -> None:
 
     op.drop_table('user_group')
     with op.batch_alter_table('user_account', schema=None) as batch_op:
+        batch_op.drop_index('ix_user_account_org_username')
         batch_op.drop_index(batch_op.f('ix_user_account_org_id'))
 
     op.drop_table('user_account')
