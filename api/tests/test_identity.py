@@ -507,3 +507,13 @@ async def test_orgs_are_created_and_deleted_by_platform_admins_only(api: Api) ->
     assert "acme" not in {
         o["name"] for o in (await api.client.get("/api/orgs", headers=admin)).json()
     }
+
+
+async def test_values_the_database_cannot_store_are_refused_not_crashed(api: Api) -> None:
+    admin = await api.admin()
+    login = await api.client.post("/api/auth/login", json={"username": "a\u0000b", "password": "x"})
+    assert login.status_code in {401, 422}
+    listed = await api.client.get("/api/resources", params={"kind": "la\u0000mp"}, headers=admin)
+    assert listed.status_code in {200, 422}
+    too_big = await api.client.delete(f"/api/auth/apikeys/{2**40}", headers=admin)
+    assert too_big.status_code in {400, 404, 422}

@@ -8,7 +8,7 @@ from litestar.params import PathParameter, QueryParameter
 
 __all__ = ["MAX_ID", "Limit", "Offset", "RowId"]
 
-MAX_ID = 2**63 - 1
+MAX_ID = 2**31 - 1  # ids are INTEGER columns: 32 bits on PostgreSQL
 MAX_OFFSET = 2**31 - 1
 
 Offset: TypeAlias = Annotated[

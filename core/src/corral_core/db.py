@@ -18,11 +18,11 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, create_engine
 from sqlalchemy.engine.url import URL, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from corral_sdk.errors import SettingsError, Unavailable
+from corral_sdk.errors import Invalid, SettingsError, Unavailable
 
 __all__ = ["Database", "utcnow"]
 
@@ -118,6 +118,15 @@ class Database:
         except OperationalError as exc:
             raise Unavailable(
                 "the database is not reachable", log_message=f"database error: {exc}"
+            ) from exc
+        except DataError as exc:
+            # A value the database cannot store (a NUL character in text, a number out of range)
+            # is the caller's mistake, whichever field it came in.
+            raise Invalid(
+                "a value is out of range or contains characters that cannot be stored "
+                "(such as NUL)",
+                log_message=f"database refused a value: {exc}",
+                reason="unstorable-value",
             ) from exc
 
     async def dispose(self) -> None:
