@@ -456,6 +456,10 @@ async def test_audit_log_records_changes_for_org_admins(api: Api) -> None:
     actions = [(e["actor"], e["action"], e["outcome"]) for e in entries]
     assert ("alice", "POST /api/users", "success") in actions
     assert ("alice", "POST /api/users", "failed (422)") in actions
+    await api.client.post("/api/auth/login", json={"username": "alice", "password": "wrong"})
+    entries = (await api.client.get("/api/audit", headers=alice)).json()["items"]
+    assert entries[0]["actor"] == "alice"
+    assert (entries[0]["action"], entries[0]["outcome"]) == ("POST /api/auth/login", "failed (401)")
     assert all(e["source"] for e in entries)
     other = await api.org_with_admin("globex", "gil")
     assert not [

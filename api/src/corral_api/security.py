@@ -141,9 +141,10 @@ class AuditMiddleware:
         template = scope.get("path_template") or scope["path"]
         client = scope.get("client")
         try:
+            known = isinstance(principal, Principal)
             await runtime.audit.record(
-                actor=principal.username if isinstance(principal, Principal) else "anonymous",
-                org=principal.org if isinstance(principal, Principal) else None,
+                actor=principal.username if known else scope.get("audit_actor", "anonymous"),
+                org=principal.org if known else scope.get("audit_org"),
                 action=f"{scope['method']} {template}",
                 target=scope["path"],
                 source=client[0] if client else "",

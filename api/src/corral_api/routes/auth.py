@@ -10,6 +10,7 @@ from litestar.params import FromPath, JSONBody
 
 from corral_api.params import RowId
 from corral_api.security import PUBLIC, SESSION_COOKIE, Caller, RuntimeDep
+from corral_sdk.errors import CorralError
 from corral_sdk.wire import (
     ApiKeyCreate,
     CredentialInfo,
@@ -64,7 +65,13 @@ class AuthController(Controller):
         request: Request[Any, Any, Any],
     ) -> Response[Whoami]:
         """Sets the session cookie (HttpOnly, SameSite=Lax) and returns who signed in."""
-        principal, issued = await runtime.authn.login_password(data.username, data.password)
+        try:
+            principal, issued = await runtime.authn.login_password(data.username, data.password)
+        except CorralError:
+            # Failed sign-ins are audited under the name tried, in that user's org if it exists.
+            request.scope["audit_actor"] = data.username[:255]
+            request.scope["audit_org"] = await runtime.identity.org_of(data.username)
+            raise
         secure = runtime.settings.public_url.startswith("https://")
         cookie = Cookie(
             key=SESSION_COOKIE,

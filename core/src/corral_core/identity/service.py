@@ -177,6 +177,16 @@ class IdentityService:
         assert org.id is not None
         return org.id
 
+    async def org_of(self, username: str) -> str | None:
+        """The name of ``username``'s org, or ``None`` when there is no such user."""
+        async with self._db.session() as session:
+            found = await session.exec(
+                select(Org.name)
+                .join(User, col(User.org_id) == col(Org.id))
+                .where(col(User.username) == username)
+            )
+            return found.first()
+
     async def org_by_id(self, org_id: int) -> Org:
         async with self._db.session() as session:
             org = await session.get(Org, org_id)
