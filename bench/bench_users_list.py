@@ -4,7 +4,8 @@
 process; the load comes from this process, 32 concurrent clients with keep-alive connections, for
 a fixed time after a warm-up. The load generator is `wrk` when it is installed (it costs the
 machine least), else asyncio with an httpx pool of 32; `BENCH_LOAD_GENERATOR=httpx` forces the
-latter.
+latter. `BENCH_DATABASE_URL=postgresql://...` (an empty database) runs the same server on
+PostgreSQL instead of SQLite.
 
 Target: the authenticated users list answers at least half as many requests per second as the
 public health check (ratio >= 0.5).
@@ -53,6 +54,10 @@ def _start(data: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CORRAL_")}
     env["CORRAL_BOOTSTRAP_ADMIN_USERNAME"] = "admin"
     env["CORRAL_BOOTSTRAP_ADMIN_PASSWORD"] = ADMIN_PASSWORD
+    # BENCH_DATABASE_URL=postgresql://... measures the same against an (empty) PostgreSQL database.
+    if database := os.environ.get("BENCH_DATABASE_URL"):
+        env["CORRAL_DATABASE_URL"] = database
+        env["CORRAL_SECRETS_KEY"] = "x" * 43 + "="
     with log.open("wb") as out:
         return subprocess.Popen(
             [corral, "up", "--data-dir", data, "--port", str(port)],

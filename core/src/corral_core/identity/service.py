@@ -350,7 +350,8 @@ class IdentityService:
             .offset(offset)
         )
         async with self._db.session() as session:
-            rows = list(await session.exec(paged))
+            connection = await session.connection()  # Core rows: no ORM result machinery
+            rows = list(await connection.execute(paged))
             if rows:
                 return UserPage([UserSummary(*row[:-1]) for row in rows], rows[0][-1])
             return UserPage([], (await session.exec(count)).one() if offset else 0)
