@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, create_engine
+from sqlalchemy.engine import Engine, Row, create_engine
 from sqlalchemy.engine.url import URL, make_url
 from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.sql.base import Executable
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from corral_sdk.errors import Invalid, SettingsError, Unavailable
@@ -69,6 +71,8 @@ class Database:
         self._engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = (
             weakref.WeakKeyDictionary()
         )
+        self._reader: Engine | None = None
+        self._reader_lock = threading.Lock()
 
     @property
     def is_sqlite(self) -> bool:
@@ -109,12 +113,33 @@ class Database:
             self._engines[loop] = engine
         return engine
 
-    @contextlib.asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session on this loop's engine; commit explicitly, rolled back on error."""
+    async def read(self, statement: Executable) -> list[Row[Any]]:
+        """Run one read-only Core statement and return its rows: for the hot read paths.
+
+        On SQLite it runs on a synchronous connection in a worker thread: one thread hop instead
+        of aiosqlite's several makes a page of rows about four times cheaper. On PostgreSQL the
+        async driver is already direct. Everything else uses :meth:`session`.
+        """
+        if not self.is_sqlite:
+            with self._translate_errors():
+                async with self.engine().connect() as connection:
+                    return list(await connection.execute(statement))
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = self.sync_engine()
+            engine = self._reader
+
+        def run() -> list[Row[Any]]:
+            with engine.connect() as connection:
+                return list(connection.execute(statement))
+
+        with self._translate_errors():
+            return await asyncio.to_thread(run)
+
+    @contextlib.contextmanager
+    def _translate_errors(self) -> Iterator[None]:
         try:
-            async with AsyncSession(self.engine(), expire_on_commit=False) as session:
-                yield session
+            yield
         except OperationalError as exc:
             raise Unavailable(
                 "the database is not reachable", log_message=f"database error: {exc}"
@@ -129,8 +154,19 @@ class Database:
                 reason="unstorable-value",
             ) from exc
 
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session on this loop's engine; commit explicitly, rolled back on error."""
+        with self._translate_errors():
+            async with AsyncSession(self.engine(), expire_on_commit=False) as session:
+                yield session
+
     async def dispose(self) -> None:
-        """Close the current loop's engine (call before the loop ends)."""
+        """Close the current loop's engine (call before the loop ends) and the reader's."""
+        with self._reader_lock:
+            reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.dispose()
         with contextlib.suppress(RuntimeError):
             loop = asyncio.get_running_loop()
             engine = self._engines.pop(loop, None)

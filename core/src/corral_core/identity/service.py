@@ -349,12 +349,10 @@ class IdentityService:
             .limit(limit)
             .offset(offset)
         )
-        async with self._db.session() as session:
-            connection = await session.connection()  # Core rows: no ORM result machinery
-            rows = list(await connection.execute(paged))
-            if rows:
-                return UserPage([UserSummary(*row[:-1]) for row in rows], rows[0][-1])
-            return UserPage([], (await session.exec(count)).one() if offset else 0)
+        rows = await self._db.read(paged)
+        if rows:
+            return UserPage([UserSummary._make(row[:-1]) for row in rows], rows[0][-1])
+        return UserPage([], (await self._db.read(count))[0][0] if offset else 0)
 
     async def get_user(self, principal: Principal, username: str) -> User:
         """A user the caller may see: themselves, or anyone in their org with ``org:users``."""
