@@ -6,13 +6,14 @@ another organization are reported as not found, never as forbidden.
 
 from __future__ import annotations
 
+import functools
 import secrets
 import string
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime
 from typing import Any, Concatenate, Literal, NamedTuple, ParamSpec, TypeVar, cast
 
-from sqlalchemy import delete, func, or_
+from sqlalchemy import BindParameter, Select, bindparam, delete, func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -89,6 +90,37 @@ class UserSummary(NamedTuple):
     no_seat: bool
     created_at: datetime
     last_login_at: datetime | None
+
+
+@functools.lru_cache(maxsize=64)
+def _user_listing(
+    sort_by: str, descending: bool, search: bool, active: bool
+) -> tuple[Select[Any], Select[Any]]:
+    """The page and count statements of a user listing, built once per shape.
+
+    Plain rows, not ORM objects, and the total as a scalar subquery evaluated once: one round trip
+    for the hot path of the admin pages. Values are bound at execution.
+    """
+    conditions: list[Any] = [col(User.org_id) == bindparam("org_id")]
+    if search:
+        pattern: BindParameter[str] = bindparam("pattern")
+        conditions.append(
+            or_(func.lower(User.username).like(pattern), func.lower(User.email).like(pattern))
+        )
+    if active:
+        conditions.append(col(User.disabled) == bindparam("disabled"))
+    column = col(getattr(User, sort_by))
+    count = select(func.count()).select_from(User).where(*conditions)
+    columns: list[Any] = [col(getattr(User, name)) for name in UserSummary._fields]
+    columns.append(count.scalar_subquery())
+    paged = (
+        select(*columns)
+        .where(*conditions)
+        .order_by(column.desc() if descending else column, col(User.id))
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+    return paged, count
 
 
 class UserPage(NamedTuple):
@@ -327,32 +359,21 @@ class IdentityService:
         descending: bool = False,
     ) -> UserPage:
         _require(principal, Role.ORG_USERS)
-        org_id = await self._org_id(principal, org)
-        conditions: list[Any] = [col(User.org_id) == org_id]
+        params: dict[str, Any] = {
+            "org_id": await self._org_id(principal, org),
+            "limit": limit,
+            "offset": offset,
+        }
         if search:
-            pattern = f"%{search.lower()}%"
-            conditions.append(
-                or_(func.lower(User.username).like(pattern), func.lower(User.email).like(pattern))
-            )
+            params["pattern"] = f"%{search.lower()}%"
         if active is not None:
-            conditions.append(col(User.disabled).is_(not active))
-        column = col(getattr(User, sort_by))
-        # Plain rows, not ORM objects, and the total as a scalar subquery evaluated once: one
-        # round trip for the hot path of the admin pages.
-        count = select(func.count()).select_from(User).where(*conditions)
-        columns: list[Any] = [col(getattr(User, name)) for name in UserSummary._fields]
-        columns.append(count.scalar_subquery())
-        paged = (
-            select(*columns)
-            .where(*conditions)
-            .order_by(column.desc() if descending else column, col(User.id))
-            .limit(limit)
-            .offset(offset)
-        )
-        rows = await self._db.read(paged)
+            params["disabled"] = not active
+        paged, count = _user_listing(sort_by, descending, bool(search), active is not None)
+        rows = await self._db.read(paged.params(params))
         if rows:
             return UserPage([UserSummary._make(row[:-1]) for row in rows], rows[0][-1])
-        return UserPage([], (await self._db.read(count))[0][0] if offset else 0)
+        total = (await self._db.read(count.params(params)))[0][0] if offset else 0
+        return UserPage([], total)
 
     async def get_user(self, principal: Principal, username: str) -> User:
         """A user the caller may see: themselves, or anyone in their org with ``org:users``."""
