@@ -630,8 +630,10 @@ class IdentityService:
             )
             return list(rows)
 
-    @_changes_identity
-    async def add_member(self, principal: Principal, name: str, username: str) -> None:
+    async def _membership(
+        self, principal: Principal, name: str, username: str
+    ) -> tuple[Group, User | None]:
+        """The group (which the caller may manage) and the org's user named ``username``."""
         group = await self.get_group(principal, name)
         _require(principal, Role.ORG_GROUPS)
         self._check_group_access(principal, group)
@@ -643,26 +645,23 @@ class IdentityService:
                     .where(col(User.org_id) == group.org_id)
                 )
             ).first()
-            if user is None:
-                raise NotFound(f"no user named {username!r} in this organization")
-            assert group.id is not None and user.id is not None
+        return group, user
+
+    @_changes_identity
+    async def add_member(self, principal: Principal, name: str, username: str) -> None:
+        group, user = await self._membership(principal, name, username)
+        if user is None:
+            raise NotFound(f"no user named {username!r} in this organization")
+        assert group.id is not None and user.id is not None
+        async with self._db.session() as session:
             if await session.get(GroupMember, (group.id, user.id)) is None:
                 session.add(GroupMember(group_id=group.id, user_id=user.id))
                 await session.commit()
 
     @_changes_identity
     async def remove_member(self, principal: Principal, name: str, username: str) -> None:
-        group = await self.get_group(principal, name)
-        _require(principal, Role.ORG_GROUPS)
-        self._check_group_access(principal, group)
+        group, user = await self._membership(principal, name, username)
         async with self._db.session() as session:
-            user = (
-                await session.exec(
-                    select(User)
-                    .where(col(User.username) == username)
-                    .where(col(User.org_id) == group.org_id)
-                )
-            ).first()
             member = (
                 await session.get(GroupMember, (group.id, user.id)) if user is not None else None
             )
