@@ -59,3 +59,9 @@ async def test_audit_records_who_did_what(runtime: Runtime) -> None:
         actor="alice", action="cluster.start", target="pw://alice/c1", org="o", source="127.0.0.1"
     )
     assert row.id is not None and row.outcome == "success"
+
+
+async def test_audit_escapes_what_callers_send(runtime: Runtime) -> None:
+    row = await runtime.audit.record(actor="ev\x00il" + "x" * 300, action="POST /api/auth/login")
+    assert row.actor.startswith("ev\\x00il")
+    assert len(row.actor) == 255 and row.actor.endswith("...")

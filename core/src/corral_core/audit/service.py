@@ -10,6 +10,12 @@ from corral_core.db import Database
 __all__ = ["AuditLog"]
 
 
+def _printable(text: str, limit: int) -> str:
+    """Whatever a caller sent (a NUL, a huge name) is recorded, escaped and cut to fit."""
+    escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return escaped if len(escaped) <= limit else escaped[: limit - 3] + "..."
+
+
 class AuditLog:
     """Appends one row per state-changing call; the identity issue adds reading it back."""
 
@@ -28,11 +34,11 @@ class AuditLog:
         detail: dict[str, Any] | None = None,
     ) -> AuditRecord:
         row = AuditRecord(
-            actor=actor,
-            action=action,
-            target=target,
+            actor=_printable(actor, 255),
+            action=_printable(action, 127),
+            target=_printable(target, 512),
             org=org,
-            source=source,
+            source=_printable(source, 255),
             outcome=outcome,
             detail=detail or {},
         )
