@@ -8,6 +8,7 @@ engine per loop. Migrations run through a synchronous engine (see :mod:`corral_c
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import threading
 import weakref
@@ -73,6 +74,9 @@ class Database:
         )
         self._reader: Engine | None = None
         self._reader_lock = threading.Lock()
+        # SQLite serialises reads on one file anyway; one thread keeps the GIL contention with
+        # the event loop to two threads however many requests are waiting.
+        self._read_thread = concurrent.futures.ThreadPoolExecutor(1, "corral-db-read")
 
     @property
     def is_sqlite(self) -> bool:
@@ -134,7 +138,7 @@ class Database:
                 return list(connection.execute(statement))
 
         with self._translate_errors():
-            return await asyncio.to_thread(run)
+            return await asyncio.get_running_loop().run_in_executor(self._read_thread, run)
 
     @contextlib.contextmanager
     def _translate_errors(self) -> Iterator[None]:
