@@ -368,3 +368,60 @@ def test_context_commands_work_without_a_server(tmp_path: Path) -> None:
     )
     assert bad.returncode == 1
     assert "is not valid JSON" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_ssh_public_keys_prints_only_keys_without_a_context(server: Server, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    public = (
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
+    key = api_key(server.url)
+    added = httpx.post(
+        f"{server.url}/api/ssh-keys",
+        json={"name": "cli-laptop", "key": public},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert added.status_code == 201
+    env = server.deployment.process_env({"PW_CONFIG_DIR": str(tmp_path / "nobody")})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "corral_sdk.cli.main",
+            "ssh-public-keys",
+            "admin",
+            "--platform-host",
+            server.url,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert public in lines
+    assert all(line.startswith("ssh-") for line in lines)
+    down = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "corral_sdk.cli.main",
+            "ssh-public-keys",
+            "admin",
+            "--platform-host",
+            "http://127.0.0.1:9",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert down.returncode == 1 and down.stdout == ""

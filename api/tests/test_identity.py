@@ -521,3 +521,28 @@ async def test_values_the_database_cannot_store_are_refused_not_crashed(api: Api
     assert listed.status_code in {200, 422}
     too_big = await api.client.delete(f"/api/auth/apikeys/{2**40}", headers=admin)
     assert too_big.status_code in {400, 404, 422}
+
+
+async def test_public_keys_for_authorized_keys_command(api: Api) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    alice = await api.org_with_admin("acme", "alice")
+    public = (
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
+    await api.client.post("/api/ssh-keys", json={"name": "laptop", "key": public}, headers=alice)
+    keys = await api.client.get("/api/users/alice/ssh-public-keys")  # no credential: sshd has none
+    assert keys.status_code == 200
+    assert keys.headers["content-type"].startswith("text/plain")
+    lines = keys.text.splitlines()
+    assert lines[0] == public and lines[1].startswith("ssh-ed25519 ")  # theirs, then the platform's
+    assert keys.text.endswith("\n")
+    unknown = await api.client.get("/api/users/nobody-here/ssh-public-keys")
+    assert (unknown.status_code, unknown.text) == (200, "")
+    await api.client.patch("/api/users/bob", json={}, headers=alice)
+    await api.client.patch("/api/users/alice", json={"disabled": True}, headers=await api.admin())
+    assert (await api.client.get("/api/users/alice/ssh-public-keys")).text == ""

@@ -16,7 +16,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from corral_api.routes.audit import list_audit
-from corral_api.routes.auth import AuthController, SshKeyController
+from corral_api.routes.auth import AuthController, SshKeyController, ssh_public_keys
 from corral_api.routes.orgs import GroupController, OrgController, UserController
 from corral_api.routes.resources import ResourceController
 from corral_api.routes.system import system_routes
@@ -120,6 +120,7 @@ def create_app(runtime: Runtime, *, debug: bool = False) -> Litestar:
         *system_routes(),
         AuthController,
         SshKeyController,
+        ssh_public_keys,
         OrgController,
         UserController,
         GroupController,

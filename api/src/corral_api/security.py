@@ -43,6 +43,7 @@ PUBLIC_ROUTES = frozenset(
         ("GET", "/api/health"),
         ("GET", "/api/version"),
         ("POST", "/api/auth/login"),
+        ("GET", "/api/users/{username}/ssh-public-keys"),
     }
 )
 """Routes that answer without credentials (besides the OpenAPI document under /api/schema)."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, Response, delete, get, post
+from litestar import Controller, MediaType, Request, Response, delete, get, post
 from litestar.datastructures import Cookie
+from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.params import FromPath, JSONBody
 
 from corral_api.params import RowId
@@ -22,7 +23,7 @@ from corral_sdk.wire import (
     Whoami,
 )
 
-__all__ = ["AuthController", "SshKeyController"]
+__all__ = ["AuthController", "SshKeyController", "ssh_public_keys"]
 
 
 async def whoami_of(runtime: RuntimeDep, principal: Caller) -> Whoami:
@@ -156,6 +157,26 @@ def _info(credential: Any) -> CredentialInfo:
         expires_at=credential.expires_at,
         last_used_at=credential.last_used_at,
     )
+
+
+PUBLIC_KEYS_RATE_LIMIT = RateLimitConfig(rate_limit=("minute", 600), store="public-keys-rate-limit")
+
+
+@get(
+    "/api/users/{username:str}/ssh-public-keys",
+    opt=PUBLIC,
+    tags=["auth"],
+    summary="A user's SSH public keys, authorized_keys format (public, for AuthorizedKeysCommand)",
+    media_type=MediaType.TEXT,
+    middleware=[PUBLIC_KEYS_RATE_LIMIT.middleware],
+)
+async def ssh_public_keys(username: FromPath[str], runtime: RuntimeDep) -> str:
+    """Public like any published public key, so clusters' sshd can call it without a credential.
+
+    An unknown or disabled user has no keys: the answer is empty, never an error, so the route
+    does not tell which usernames exist. Rate limited per client address.
+    """
+    return "".join(f"{key}\n" for key in await runtime.authn.authorized_keys(username))
 
 
 class SshKeyController(Controller):

@@ -225,6 +225,8 @@ class ApiClient:
             raise self._error(response, hint=hint)
         if type is None:
             return None
+        if type is str:  # a plain-text answer
+            return response.text
         try:
             return msgspec.json.decode(response.content, type=type)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:

@@ -148,6 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     _identity_commands(branch, leaf)
 
+    keys = leaf(
+        commands,
+        "ssh-public-keys",
+        "corral_sdk.cli.commands.ssh_public_keys:ssh_public_keys",
+        "print a user's SSH public keys (for sshd's AuthorizedKeysCommand; needs no sign-in)",
+    )
+    keys.add_argument("username")
+
     version = leaf(
         commands, "version", "corral_sdk.cli.commands.version:version", "print Corral's version"
     )
