@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 HERE = Path(__file__).parent
 
@@ -51,7 +52,7 @@ def median_ms(command: list[str], runs: int, warmup: int = 3) -> float:
     return statistics.median(samples)
 
 
-def load(name: str):  # type: ignore[no-untyped-def]
+def load(name: str) -> ModuleType:
     path = HERE / f"bench_{name}.py"
     spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
     if spec is None or spec.loader is None:

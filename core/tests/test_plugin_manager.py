@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import pytest
 
@@ -34,13 +35,20 @@ class Cloudish:
         ]
 
 
-def make(name: str, plugin: object, **kwargs: object) -> PluginSource:
+def make(
+    name: str,
+    plugin: object,
+    *,
+    distribution: str | None = None,
+    load: Callable[[], object] | None = None,
+    requires_sdk: str | None = None,
+) -> PluginSource:
     return PluginSource(
         name=name,
-        distribution=str(kwargs.pop("distribution", f"corral-{name}")),
-        version=str(kwargs.pop("version", "1.0")),
-        load=kwargs.pop("load", lambda: plugin),  # type: ignore[arg-type]
-        requires_sdk=kwargs.pop("requires_sdk", None),  # type: ignore[arg-type]
+        distribution=distribution or f"corral-{name}",
+        version="1.0",
+        load=load or (lambda: plugin),
+        requires_sdk=requires_sdk,
     )
 
 

@@ -452,9 +452,8 @@ class IdentityService:
     ) -> User:
         user = await self.get_user(principal, username)
         is_self = user.id == principal.user_id
-        if (
-            disabled is not None or no_seat is not None or (password is not None and not is_self)
-        ) or not is_self:
+        # Users change their own name, email and password; anything else needs org:users.
+        if not is_self or disabled is not None or no_seat is not None:
             _require(principal, Role.ORG_USERS)
         if no_seat is not None and not principal.platform_admin:
             raise PermissionDenied(
