@@ -1,7 +1,7 @@
 """Corral's checks: `uv run nox` runs them all, as CI does.
 
 - `lint`, `typecheck`: ruff and mypy (strict on sdk/ and core/).
-- `sdk`, `core(mode)`, `api(mode)`: each package's tests in an environment holding only that
+- `sdk`, `core(mode)`, `api(mode)`, `plugins(plugin)`: each package's tests in an environment holding only that
   package and its declared dependencies, so an undeclared cross-package import fails.
 - `integration(mode)`: cross-package tests in tests/ (real `corral` processes, real plugins).
 - `docs`: the generated reference is current and the site builds.
@@ -21,9 +21,10 @@ import nox
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "typecheck", "sdk", "core", "api", "integration", "docs"]
+nox.options.sessions = ["lint", "typecheck", "sdk", "core", "api", "plugins", "integration", "docs"]
 
 ROOT = Path(__file__).parent
+PLUGINS = sorted(path.name for path in (ROOT / "plugins").iterdir() if (path / "tests").is_dir())
 MODES = ["embedded", "distributed"]
 PYTEST = ["pytest", "-p", "no:cacheprovider"]
 
@@ -101,6 +102,16 @@ def core(session: nox.Session, mode: str) -> None:
 def api(session: nox.Session, mode: str) -> None:
     install_package(session, "corral-api")
     session.run(*PYTEST, "api/tests", *session.posargs, env=mode_env(session, mode))
+
+
+@nox.session
+@nox.parametrize("plugin", PLUGINS)
+def plugins(session: nox.Session, plugin: str) -> None:
+    """Each plugin alone with the SDK (its conformance suite runs against transcripts)."""
+    install_package(session, f"corral-{plugin}")
+    session.run(
+        *PYTEST, f"plugins/{plugin}/tests", *session.posargs, env={"CORRAL_STRICT_PLUGINS": "1"}
+    )
 
 
 @nox.session

@@ -1,0 +1,1 @@
+"""Corral's pbs scheduler plugin."""

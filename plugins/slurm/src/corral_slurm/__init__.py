@@ -1,0 +1,1 @@
+"""Corral's slurm scheduler plugin."""
