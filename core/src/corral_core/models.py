@@ -1,6 +1,7 @@
 """Every table of the kernel, imported in one place for migrations and metadata checks."""
 
 from corral_core.audit.models import AuditRecord
+from corral_core.clusters.models import ClusterJob
 from corral_core.events.models import EventCursor, EventRecord
 from corral_core.identity.models import (
     Credential,
@@ -14,15 +15,18 @@ from corral_core.identity.models import (
 )
 from corral_core.leases import Lease
 from corral_core.resources.models import Resource
+from corral_core.ssh.models import HostKey
 
 __all__ = [
     "AuditRecord",
+    "ClusterJob",
     "Credential",
     "EventCursor",
     "EventRecord",
     "Grant",
     "Group",
     "GroupMember",
+    "HostKey",
     "Lease",
     "Org",
     "Resource",

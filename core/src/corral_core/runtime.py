@@ -14,6 +14,10 @@ import threading
 import uuid
 
 from corral_core.audit.service import AuditLog
+from corral_core.clusters.jobs import JobService
+from corral_core.clusters.reconciler import ClusterReconciler
+from corral_core.clusters.service import ClusterService
+from corral_core.clusters.spec import CLUSTER_KIND
 from corral_core.db import Database
 from corral_core.events.bus import EventLog, InProcessPubSub, PubSub, RedisPubSub
 from corral_core.events.dispatch import deliver_events_to_plugins
@@ -27,6 +31,7 @@ from corral_core.resources.reconciler import ResourceReconciler
 from corral_core.resources.service import ResourceService
 from corral_core.secrets import SecretBox
 from corral_core.settings import Settings
+from corral_core.ssh import HostKeyStore, SSHPool
 from corral_core.tasks import TaskQueue
 from corral_sdk.errors import CorralError
 
@@ -71,6 +76,21 @@ class Runtime:
         self.access = ResourceAccess(self.db, kernel)
         self.authn = Authenticator(self.db, kernel, self.secrets, settings.auth, self.pubsub)
         self.identity = IdentityService(self.db, on_change=self.authn.identity_changed)
+        self.host_keys = HostKeyStore(self.db)
+        self.ssh = SSHPool(settings.ssh, self.host_keys)
+        self.clusters = ClusterService(
+            self.db,
+            kernel,
+            self.resources,
+            self.access,
+            self.authn,
+            self.events,
+            self.ssh,
+            settings.clusters,
+            enqueue=self._enqueue,
+        )
+        self.jobs = JobService(self.clusters)
+        self.reconciler.bind(CLUSTER_KIND, ClusterReconciler(self.clusters, self.jobs))
         self.tasks.actor(RECONCILE_ACTOR, self.reconciler.reconcile)
         self.tasks.actor(DELIVER_EVENTS_ACTOR, self._deliver_events)
         self._delivers_events = kernel.implements("corral_on_event")
@@ -153,6 +173,7 @@ class Runtime:
 
     async def close(self) -> None:
         """Close this loop's connections and the broker (background work must be stopped)."""
+        self.ssh.close()
         await self.db.dispose()
         await self.pubsub.close()
         self.tasks.stop()

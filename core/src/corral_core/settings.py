@@ -24,9 +24,11 @@ __all__ = [
     "AuthSettings",
     "BootstrapSettings",
     "BrokerSettings",
+    "ClusterSettings",
     "DatabaseSettings",
     "LoggingSettings",
     "ReconcileSettings",
+    "SSHSettings",
     "SecretsSettings",
     "ServerSettings",
     "Settings",
@@ -75,6 +77,32 @@ class ReconcileSettings(_Section, frozen=True, kw_only=True):
     max_backoff: float = 600.0
 
 
+class SSHSettings(_Section, frozen=True, kw_only=True):
+    """The SSH transport to clusters: one pooled connection per user and cluster."""
+
+    connect_timeout: float = 15.0
+    """Seconds to reach a host and sign in (each hop of a jump host chain) before giving up."""
+    command_timeout: float = 300.0
+    """Seconds a command may run when its caller sets no bound of its own."""
+    keepalive_interval: float = 30.0
+    """Seconds between keepalives on an idle connection; 0 disables them."""
+    keepalive_count_max: int = 3
+    """Unanswered keepalives after which a connection is declared dead and reopened."""
+    max_channels: int = 10
+    """Concurrent commands per connection; OpenSSH's sshd allows 10 (``MaxSessions``)."""
+    idle_seconds: float = 600.0
+    """A pooled connection unused this long is closed."""
+
+
+class ClusterSettings(_Section, frozen=True, kw_only=True):
+    """How Corral watches clusters and their jobs."""
+
+    health_interval: float = 60.0
+    """Seconds between checks that an active cluster answers (a failed one recovers then)."""
+    job_poll_interval: float = 5.0
+    """Seconds between polls of a cluster with unfinished jobs (one call for all of them)."""
+
+
 class SecretsSettings(_Section, frozen=True, kw_only=True):
     key: str = ""
     """A Fernet key (urlsafe base64, 32 bytes). Empty: a key file in the data directory."""
@@ -113,6 +141,8 @@ class Settings(_Section, frozen=True, kw_only=True):
     database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
     broker: BrokerSettings = msgspec.field(default_factory=BrokerSettings)
     reconcile: ReconcileSettings = msgspec.field(default_factory=ReconcileSettings)
+    ssh: SSHSettings = msgspec.field(default_factory=SSHSettings)
+    clusters: ClusterSettings = msgspec.field(default_factory=ClusterSettings)
     secrets: SecretsSettings = msgspec.field(default_factory=SecretsSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     bootstrap: BootstrapSettings = msgspec.field(default_factory=BootstrapSettings)

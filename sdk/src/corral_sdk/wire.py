@@ -11,6 +11,11 @@ __all__ = [
     "ApiKeyCreate",
     "AuditEntry",
     "AuditList",
+    "ClusterCreate",
+    "ClusterInfo",
+    "ClusterList",
+    "ClusterStatus",
+    "ClusterUpdate",
     "CredentialInfo",
     "GrantCreate",
     "GrantInfo",
@@ -19,12 +24,20 @@ __all__ = [
     "GroupRoles",
     "GroupUpdate",
     "Health",
+    "HostKeyAccept",
+    "HostKeyInfo",
     "IssuedCredential",
+    "JobInfo",
+    "JobList",
+    "JobStateName",
+    "JobSubmit",
     "LoginRequest",
+    "NodeInfo",
     "OrgAdmin",
     "OrgCreate",
     "OrgInfo",
     "Page",
+    "PartitionInfo",
     "PluginInfo",
     "Problem",
     "Registered",
@@ -301,3 +314,189 @@ class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
 
 class AuditList(Page, frozen=True, kw_only=True):
     items: list[AuditEntry]
+
+
+# --- clusters -------------------------------------------------------------------------------------
+
+ClusterStatus = Literal["off", "connecting", "active", "stopping", "failed"]
+
+
+class ClusterCreate(_Request, frozen=True, kw_only=True):
+    """Register a cluster. ``type = "existing"``: a cluster you already run, reached over SSH at
+    its login node (``__USER__`` in ``username`` becomes each user's own username)."""
+
+    name: str
+    display_name: str = ""
+    description: str = ""
+    tags: list[str] = msgspec.field(default_factory=list)
+    type: Literal["existing"] = "existing"
+    group: str = ""
+    """The group the cluster's use is accounted to (a group of your organization)."""
+    scheduler: str = "slurm"
+    login_host: str
+    port: int = 22
+    username: str = "__USER__"
+    jump_host: str = ""
+    jump_user: str = ""
+    jump_port: int = 22
+    working_directory: str = ""
+    scheduler_config: dict[str, Any] = msgspec.field(default_factory=dict)
+    """Settings of the scheduler plugin (its own struct decodes them)."""
+
+
+class ClusterUpdate(_Request, frozen=True, kw_only=True):
+    """Change a cluster's definition; fields left out keep their value."""
+
+    display_name: str | None = None
+    description: str | None = None
+    tags: list[str] | None = None
+    group: str | None = None
+    scheduler: str | None = None
+    login_host: str | None = None
+    port: int | None = None
+    username: str | None = None
+    jump_host: str | None = None
+    jump_user: str | None = None
+    jump_port: int | None = None
+    working_directory: str | None = None
+    scheduler_config: dict[str, Any] | None = None
+
+
+class PartitionInfo(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    default: bool = False
+    available: bool = True
+    nodes_total: int = 0
+    nodes_idle: int = 0
+    cpus_total: int = 0
+    gpus_total: int = 0
+    max_time_seconds: int | None = None
+
+
+class NodeInfo(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    state: str
+    power: str = "on"
+    partitions: list[str] = msgspec.field(default_factory=list)
+    cpus: int = 0
+    cpus_allocated: int = 0
+    memory_mb: int = 0
+    gpus: int = 0
+    reason: str = ""
+
+
+class ClusterInfo(msgspec.Struct, frozen=True, kw_only=True):
+    uri: str
+    owner: str
+    name: str
+    display_name: str
+    description: str
+    tags: list[str]
+    type: str
+    type_label: str
+    """What the cluster is, for lists (``Slurm existing cluster``)."""
+    status: ClusterStatus
+    desired_state: str
+    reason: str
+    """Why the cluster failed (or what it is waiting for)."""
+    group: str
+    scheduler: str
+    login_host: str
+    port: int
+    username: str
+    jump_host: str
+    jump_user: str
+    jump_port: int
+    working_directory: str
+    partitions: list[PartitionInfo] = msgspec.field(default_factory=list)
+    nodes: list[NodeInfo] = msgspec.field(default_factory=list)
+    checked_at: datetime | None = None
+    """When Corral last reached the cluster."""
+    created_at: datetime
+    updated_at: datetime
+
+
+class ClusterList(Page, frozen=True, kw_only=True):
+    items: list[ClusterInfo]
+
+
+JobStateName = Literal[
+    "pending",
+    "held",
+    "running",
+    "suspended",
+    "completing",
+    "completed",
+    "failed",
+    "cancelled",
+    "timeout",
+    "out_of_memory",
+    "node_fail",
+    "preempted",
+    "unknown",
+]
+
+
+class JobSubmit(_Request, frozen=True, kw_only=True):
+    """A batch job for the cluster's scheduler; unset options keep the scheduler's defaults."""
+
+    script: str
+    """The script, starting with its ``#!`` line; ``#SBATCH``/``#PBS`` directives are kept."""
+    name: str = ""
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    nodes: int | None = None
+    ntasks: int | None = None
+    ntasks_per_node: int | None = None
+    cpus_per_task: int | None = None
+    gpus_per_node: str | None = None
+    memory_mb: int | None = None
+    time_limit_seconds: int | None = None
+    working_directory: str | None = None
+    env: dict[str, str] = msgspec.field(default_factory=dict)
+    array: str | None = None
+    depends_on: list[str] = msgspec.field(default_factory=list)
+    hold: bool = False
+    exclusive: bool = False
+
+
+class JobInfo(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    """Corral's id of the job (the scheduler's is ``job_id``)."""
+    cluster: str
+    job_id: str
+    name: str
+    user: str
+    state: JobStateName
+    native_state: str
+    reason: str
+    exit_code: int | None
+    partition: str
+    nodes: list[str]
+    output_path: str
+    submitted_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    updated_at: datetime
+
+
+class JobList(Page, frozen=True, kw_only=True):
+    items: list[JobInfo]
+
+
+class HostKeyInfo(msgspec.Struct, frozen=True, kw_only=True):
+    host: str
+    port: int
+    fingerprint: str
+    public_key: str
+    trusted: bool
+    first_seen_at: datetime
+    last_offered_at: datetime
+    accepted_by: str
+
+
+class HostKeyAccept(_Request, frozen=True, kw_only=True):
+    host: str
+    port: int = 22
+    fingerprint: str

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from corral_sdk.features import AuthFeature
 from corral_sdk.plugin import hookimpl
-from corral_sdk.records import AuthMethodRecord
+from corral_sdk.records import AuthMethodRecord, ResourceKindRecord
 
-__all__ = ["corral_register_auth_methods"]
+__all__ = ["corral_register_auth_methods", "corral_register_resource_kinds"]
 
 
 @hookimpl
@@ -26,5 +26,31 @@ def corral_register_auth_methods() -> list[AuthMethodRecord]:
             config=LocalAccount,
             features=frozenset({AuthFeature.PASSWORD}),
             docs="Local accounts with passwords of at least 15 characters, hashed with argon2id.",
+        )
+    ]
+
+
+@hookimpl
+def corral_register_resource_kinds() -> list[ResourceKindRecord]:
+    from corral_core.clusters.spec import (
+        CLUSTER_KIND,
+        CLUSTER_SHARE_LEVELS,
+        CLUSTER_STATES,
+        ClusterSpec,
+    )
+
+    return [
+        ResourceKindRecord(
+            name=CLUSTER_KIND,
+            # The runtime binds the reconciler to its services (ResourceReconciler.bind).
+            factory="corral_core.clusters.reconciler:ClusterReconciler",
+            config=ClusterSpec,
+            states=CLUSTER_STATES,
+            initial_state="off",
+            terminal_states=frozenset({"off"}),
+            share_levels=CLUSTER_SHARE_LEVELS,
+            docs="A cluster users reach over SSH at its login node, with a Slurm or PBS "
+            "scheduler: one they already run (existing), or, with a cloud plugin, one Corral "
+            "provisions.",
         )
     ]

@@ -5,6 +5,7 @@ A resource the caller may not see does not exist for them (404), whatever its or
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, func, or_
@@ -40,11 +41,23 @@ class ResourceAccess:
         return or_(*conditions)
 
     async def list_visible(
-        self, principal: Principal, *, kind: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        principal: Principal,
+        *,
+        kind: str | None = None,
+        owner: str | None = None,
+        states: Sequence[str] = (),
+        limit: int = 50,
+        offset: int = 0,
     ) -> tuple[list[Resource], int]:
+        """Resources the caller may see, optionally of one kind, owner and observed states."""
         query = select(Resource).where(self._visible(principal))
         if kind:
             query = query.where(col(Resource.kind) == kind)
+        if owner:
+            query = query.where(col(Resource.owner) == owner)
+        if states:
+            query = query.where(col(Resource.observed_state).in_(list(states)))
         async with self._db.session() as session:
             total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
             rows = await session.exec(

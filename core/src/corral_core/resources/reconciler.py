@@ -69,6 +69,11 @@ class ResourceReconciler:
         self._enqueue_after = enqueue_after
         self._reconcilers: dict[str, Reconciler] = {}
 
+    def bind(self, kind: str, reconciler: Reconciler) -> None:
+        """Use ``reconciler`` for ``kind`` instead of building one from its record: the
+        kernel's own kinds need the runtime's services, which a plugin's factory cannot take."""
+        self._reconcilers[kind] = reconciler
+
     def _reconciler(self, kind: str) -> Reconciler:
         if kind not in self._reconcilers:
             self._reconcilers[kind] = self.kernel.resource_kind(kind).create()

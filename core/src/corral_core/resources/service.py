@@ -6,7 +6,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
 from corral_core.db import Database, utcnow
 from corral_core.events.bus import EventLog
@@ -129,6 +131,59 @@ class ResourceService:
         if row is None:
             raise NotFound(f"resource {resource_id} does not exist")
         return snapshot(row)
+
+    async def describe(
+        self,
+        resource_id: int,
+        *,
+        display_name: str | None = None,
+        description: str | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> None:
+        """Change how a resource is shown; nothing to reconcile."""
+        async with self._db.session() as session:
+            row = await session.get(Resource, resource_id)
+            if row is None:
+                raise NotFound(f"resource {resource_id} does not exist")
+            if display_name is not None:
+                row.display_name = display_name
+            if description is not None:
+                row.description = description
+            if tags is not None:
+                row.tags = list(tags)
+            row.updated_at = utcnow()
+            session.add(row)
+            await session.commit()
+
+    async def mark_observed(self, resource_id: int, state: str, *, unless: Sequence[str]) -> None:
+        """Show a transitional state at once (``connecting`` when a start is accepted), unless
+        the observed state is one of ``unless``; the reconcile that follows has the last word."""
+        async with self._db.session() as session:
+            await session.exec(
+                update(Resource)
+                .where(col(Resource.id) == resource_id)
+                .where(col(Resource.observed_state).not_in(list(unless)))
+                .values(observed_state=state, reason="", updated_at=utcnow())
+            )
+            await session.commit()
+
+    async def delete(self, resource_id: int, *, actor: str | None = None) -> None:
+        async with self._db.session() as session:
+            row = await session.get(Resource, resource_id)
+            if row is None:
+                raise NotFound(f"resource {resource_id} does not exist")
+            event = self._events.add(
+                session,
+                "resource.deleted",
+                subject=f"resource:{row.id}",
+                org=row.org,
+                actor=actor,
+                data={"kind": row.kind, "name": row.name, "owner": row.owner},
+            )
+            await session.delete(row)
+            await session.commit()
+        assert event.id is not None
+        await self._events.announce(event.id)
 
     async def set_desired(
         self,

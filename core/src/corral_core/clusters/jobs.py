@@ -1,0 +1,315 @@
+"""Batch jobs on clusters: submit, follow, cancel, read their output.
+
+Job states come from polls: one scheduler call (``squeue``, ``qstat``) for all of a cluster's
+unfinished jobs. The cluster's reconciler polls every ``job_poll_interval`` while jobs are
+unfinished; a user asking for a job's state joins the next poll of its cluster, so any number of
+concurrent requests costs one or two scheduler calls, never one per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import posixpath
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from corral_core.clusters.models import ClusterJob
+from corral_core.clusters.service import ClusterService
+from corral_core.db import utcnow
+from corral_core.identity.names import ResourceRef
+from corral_core.identity.roles import Principal
+from corral_core.resources.access import OWNER
+from corral_core.resources.models import Resource
+from corral_sdk.errors import Conflict, NotFound
+from corral_sdk.providers.scheduler import JobSpec, JobState, JobStatus
+from corral_sdk.wire import JobSubmit
+
+__all__ = ["JobService", "PollCoalescer"]
+
+log = logging.getLogger("corral.clusters.jobs")
+
+JOB_DIRECTORY = ".corral/jobs"
+"""Under the user's home on the cluster: job scripts and output files Corral names."""
+
+
+class _Poll:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.done: asyncio.Future[None] = loop.create_future()
+
+
+class PollCoalescer:
+    """Runs one poll per cluster at a time; callers that arrive meanwhile share the next one."""
+
+    def __init__(self) -> None:
+        self._next: dict[tuple[int, int], _Poll] = {}
+        self._draining: set[tuple[int, int]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def poll(self, cluster_id: int, run: Any) -> None:
+        loop = asyncio.get_running_loop()
+        key = (id(loop), cluster_id)
+        waiting = self._next.get(key)
+        if waiting is None:
+            waiting = self._next[key] = _Poll(loop)
+        if key not in self._draining:
+            self._draining.add(key)
+            task = loop.create_task(self._drain(key, run))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        await asyncio.shield(waiting.done)
+
+    async def _drain(self, key: tuple[int, int], run: Any) -> None:
+        try:
+            while (poll := self._next.pop(key, None)) is not None:
+                try:
+                    await run()
+                except BaseException as exc:
+                    poll.done.set_exception(exc)
+                    poll.done.exception()  # retrieved: a caller that went away must not warn
+                else:
+                    poll.done.set_result(None)
+        finally:
+            self._draining.discard(key)
+
+
+class JobService:
+    def __init__(self, clusters: ClusterService) -> None:
+        self.clusters = clusters
+        self.db = clusters.db
+        self.events = clusters.events
+        self._coalescer = PollCoalescer()
+
+    # --- submit ---------------------------------------------------------------------------------
+
+    async def submit(self, principal: Principal, ref: ResourceRef, data: JobSubmit) -> ClusterJob:
+        resource = await self.clusters.require(principal, ref, "login")
+        assert resource.id is not None
+        if resource.observed_state != "active":
+            raise Conflict(
+                f"{ref.uri} is {resource.observed_state}: start it before submitting jobs",
+                reason="cluster-not-active",
+            )
+        runner = await self.clusters.runner(resource, principal.username)
+        home = await runner.home()
+        key = uuid.uuid4().hex[:16]
+        output_path = posixpath.join(home, JOB_DIRECTORY, f"{key}.out")
+        options = msgspec.structs.asdict(data)
+        options["depends_on"] = tuple(data.depends_on)
+        working_directory = data.working_directory or self.clusters.spec_of(
+            resource
+        ).working_directory_for(principal.username)
+        spec = JobSpec(
+            **{
+                **options,
+                "working_directory": working_directory or None,
+                "output_path": output_path,
+                "name": data.name or "corral-job",
+            }
+        )
+        submitted = await self.clusters.scheduler(resource, runner).submit(spec)
+        row = ClusterJob(
+            resource_id=resource.id,
+            user_id=principal.user_id,
+            username=principal.username,
+            job_id=submitted.job_id,
+            name=spec.name,
+            partition=spec.partition or "",
+            output_path=output_path,
+            spec={k: v for k, v in msgspec.to_builtins(spec).items() if k != "script"},
+        )
+        async with self.db.session() as session:
+            session.add(row)
+            event = self.events.add(
+                session,
+                "cluster.job.submitted",
+                subject=f"resource:{resource.id}",
+                org=resource.org,
+                actor=principal.username,
+                data={"job_id": submitted.job_id, "cluster": ref.uri, "user": principal.username},
+            )
+            await session.commit()
+            await session.refresh(row)
+        assert event.id is not None
+        await self.events.announce(event.id)
+        await self.clusters.enqueue(resource.id)  # the cluster's reconcile starts polling it
+        return row
+
+    # --- read -----------------------------------------------------------------------------------
+
+    async def _visible_jobs(self, principal: Principal, ref: ResourceRef) -> tuple[Resource, Any]:
+        resource = await self.clusters.require(principal, ref, "login")
+        query = select(ClusterJob).where(col(ClusterJob.resource_id) == resource.id)
+        level = await self.clusters.access.level(principal, resource)
+        if level not in (OWNER, "admin"):
+            query = query.where(col(ClusterJob.user_id) == principal.user_id)
+        return resource, query
+
+    async def list_jobs(
+        self,
+        principal: Principal,
+        ref: ResourceRef,
+        *,
+        states: Sequence[str] = (),
+        limit: int = 50,
+        offset: int = 0,
+        refresh: bool = False,
+    ) -> tuple[list[ClusterJob], int]:
+        resource, query = await self._visible_jobs(principal, ref)
+        if refresh and resource.observed_state == "active":
+            await self.refresh(resource)
+        if states:
+            query = query.where(col(ClusterJob.state).in_(list(states)))
+        async with self.db.session() as session:
+            total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
+            rows = await session.exec(
+                query.order_by(col(ClusterJob.id).desc()).limit(limit).offset(offset)
+            )
+            return list(rows), total
+
+    async def get(
+        self, principal: Principal, ref: ResourceRef, job: int, *, refresh: bool = True
+    ) -> ClusterJob:
+        resource, query = await self._visible_jobs(principal, ref)
+        row = await self._one(query, job, ref)
+        if refresh and not row.finished and resource.observed_state == "active":
+            await self.refresh(resource)
+            row = await self._one(query, job, ref)
+        return row
+
+    async def _one(self, query: Any, job: int, ref: ResourceRef) -> ClusterJob:
+        async with self.db.session() as session:
+            row = (await session.exec(query.where(col(ClusterJob.id) == job))).first()
+        if row is None:
+            raise NotFound(f"job {job} not found on {ref.uri}", reason="job-not-found")
+        assert isinstance(row, ClusterJob)
+        return row
+
+    async def cancel(self, principal: Principal, ref: ResourceRef, job: int) -> ClusterJob:
+        resource, query = await self._visible_jobs(principal, ref)
+        row = await self._one(query, job, ref)
+        if not row.finished:
+            runner = await self.clusters.runner(resource, row.username)
+            await self.clusters.scheduler(resource, runner).cancel([row.job_id])
+            await self.events.emit(
+                "cluster.job.cancel_requested",
+                subject=f"resource:{resource.id}",
+                org=resource.org,
+                actor=principal.username,
+                data={"job_id": row.job_id, "cluster": ref.uri},
+            )
+            await self.refresh(resource)
+            row = await self._one(query, job, ref)
+        return row
+
+    async def output(
+        self, principal: Principal, ref: ResourceRef, job: int, *, offset: int = 0
+    ) -> bytes:
+        """The job's output file from ``offset`` (empty while the job has written nothing)."""
+        resource, query = await self._visible_jobs(principal, ref)
+        row = await self._one(query, job, ref)
+        runner = await self.clusters.runner(resource, row.username)
+        try:
+            data = await runner.get(row.output_path)
+        except NotFound:
+            if row.state in (JobState.PENDING, JobState.HELD):
+                return b""
+            raise NotFound(
+                f"the output of job {row.job_id} ({row.output_path}) is not on {ref.uri}; "
+                "it may have been removed",
+                reason="output-not-found",
+            ) from None
+        return data[offset:]
+
+    # --- polling --------------------------------------------------------------------------------
+
+    async def refresh(self, resource: Resource | Any) -> None:
+        """Bring the cluster's unfinished jobs up to date (joining a poll in flight)."""
+        assert resource.id is not None
+        await self._coalescer.poll(resource.id, lambda: self.poll(resource))
+
+    async def live_job_ids(self, resource_id: int) -> list[str]:
+        async with self.db.session() as session:
+            rows = await session.exec(
+                select(ClusterJob.job_id)
+                .where(col(ClusterJob.resource_id) == resource_id)
+                .where(col(ClusterJob.finished).is_(False))
+            )
+            return list(rows)
+
+    async def poll(self, resource: Resource | Any) -> int:
+        """One scheduler call for every unfinished job of the cluster; returns how many remain
+        unfinished."""
+        assert resource.id is not None
+        live = await self.live_job_ids(resource.id)
+        if not live:
+            return 0
+        runner = await self.clusters.runner(resource, resource.owner)
+        statuses = await self.clusters.scheduler(resource, runner).status(live)
+        return await self._record(resource, statuses)
+
+    async def _record(self, resource: Resource | Any, statuses: Mapping[str, JobStatus]) -> int:
+        changes: list[dict[str, Any]] = []
+        remaining = 0
+        async with self.db.session() as session:
+            rows = await session.exec(
+                select(ClusterJob)
+                .where(col(ClusterJob.resource_id) == resource.id)
+                .where(col(ClusterJob.job_id).in_(list(statuses)))
+                .where(col(ClusterJob.finished).is_(False))
+            )
+            now = utcnow()
+            for row in rows:
+                status = statuses[row.job_id]
+                if status.state is JobState.UNKNOWN and row.state != JobState.UNKNOWN:
+                    # Left the queue with no accounting to say how it ended.
+                    status = msgspec.structs.replace(
+                        status, reason=status.reason or "the scheduler no longer knows this job"
+                    )
+                before = (row.state, row.native_state)
+                row.state = status.state.value
+                row.native_state = status.native_state
+                row.reason = status.reason
+                row.exit_code = status.exit_code
+                row.partition = status.partition or row.partition
+                row.nodes = list(status.nodes) or row.nodes
+                row.started_at = status.start_time or row.started_at
+                row.ended_at = status.end_time or row.ended_at
+                row.finished = status.state.terminal or status.state is JobState.UNKNOWN
+                if row.finished and row.ended_at is None:
+                    row.ended_at = now
+                row.updated_at = now
+                session.add(row)
+                if not row.finished:
+                    remaining += 1
+                if before != (row.state, row.native_state):
+                    changes.append(
+                        {
+                            "job_id": row.job_id,
+                            "user": row.username,
+                            "from": before[0],
+                            "to": row.state,
+                            "native_state": row.native_state,
+                            "exit_code": row.exit_code,
+                        }
+                    )
+            events = [
+                self.events.add(
+                    session,
+                    "cluster.job.state_changed",
+                    subject=f"resource:{resource.id}",
+                    org=resource.org,
+                    data=change,
+                )
+                for change in changes
+            ]
+            await session.commit()
+        for event in events:
+            assert event.id is not None
+            await self.events.announce(event.id)
+        return remaining

@@ -1,0 +1,286 @@
+"""Clusters users register, start and stop; the SSH runners and schedulers that reach them.
+
+Every user reaches a cluster as themselves: ``__USER__`` in the cluster's username becomes their
+Corral username and their platform key signs in, over the pooled connection of that user and
+cluster. Polling for the state of jobs and of the cluster uses the owner's connection: one call
+per cluster whoever submitted the jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from sqlmodel import col, select
+
+from corral_core.clusters.spec import (
+    CLUSTER_KIND,
+    DESCRIPTION_MAX,
+    ClusterSpec,
+)
+from corral_core.db import Database, utcnow
+from corral_core.events.bus import EventLog
+from corral_core.identity.authn import Authenticator
+from corral_core.identity.models import Group, User
+from corral_core.identity.names import ResourceRef
+from corral_core.identity.roles import Principal
+from corral_core.plugins import Kernel
+from corral_core.resources.access import ResourceAccess
+from corral_core.resources.models import Resource
+from corral_core.resources.service import ResourceService
+from corral_core.settings import ClusterSettings
+from corral_core.ssh.pool import SSHIdentity, SSHPool
+from corral_core.ssh.runner import SSHRunner
+from corral_sdk.config import describe_validation_error
+from corral_sdk.errors import Conflict, Invalid, NotFound
+from corral_sdk.features import SchedulerFeature
+from corral_sdk.providers.scheduler import Scheduler
+from corral_sdk.wire import ClusterCreate, ClusterUpdate
+
+__all__ = ["ClusterService"]
+
+log = logging.getLogger("corral.clusters")
+
+Enqueue = Callable[[int], Awaitable[None]]
+
+_SPEC_FIELDS = (
+    "scheduler",
+    "login_host",
+    "port",
+    "username",
+    "jump_host",
+    "jump_user",
+    "jump_port",
+    "working_directory",
+    "group",
+    "scheduler_config",
+)
+
+
+class ClusterService:
+    def __init__(
+        self,
+        db: Database,
+        kernel: Kernel,
+        resources: ResourceService,
+        access: ResourceAccess,
+        authn: Authenticator,
+        events: EventLog,
+        pool: SSHPool,
+        settings: ClusterSettings,
+        enqueue: Enqueue,
+    ) -> None:
+        self.db = db
+        self.kernel = kernel
+        self.resources = resources
+        self.access = access
+        self.authn = authn
+        self.events = events
+        self.pool = pool
+        self.settings = settings
+        self.enqueue = enqueue
+        self._identities: dict[int, SSHIdentity] = {}
+        self._user_ids: dict[str, int] = {}
+
+    # --- definitions ----------------------------------------------------------------------------
+
+    @staticmethod
+    def spec_of(resource: Resource | Any) -> ClusterSpec:
+        return msgspec.convert(resource.spec, ClusterSpec)
+
+    def _check_scheduler(self, name: str, config: dict[str, Any]) -> None:
+        try:
+            record = self.kernel.scheduler(name)
+        except NotFound:
+            known = ", ".join(sorted(self.kernel.schedulers())) or "none installed"
+            raise Invalid(
+                f"scheduler {name!r} is not installed (installed: {known})", field="scheduler"
+            ) from None
+        if record.config is not None:
+            try:
+                msgspec.convert(config, record.config)
+            except msgspec.ValidationError as exc:
+                field, message = describe_validation_error(exc, prefix="scheduler_config")
+                raise Invalid(message, field=field) from None
+        elif config:
+            raise Invalid(f"scheduler {name!r} takes no settings", field="scheduler_config")
+
+    async def _check_group(self, principal: Principal, group: str) -> None:
+        if not group:
+            return
+        async with self.db.session() as session:
+            found = (
+                await session.exec(
+                    select(Group.id)
+                    .where(col(Group.name) == group)
+                    .where(col(Group.org_id) == principal.org_id)
+                )
+            ).first()
+        if found is None:
+            raise Invalid(f"no group named {group!r} in {principal.org}", field="group")
+
+    @staticmethod
+    def _check_description(description: str) -> None:
+        if len(description) > DESCRIPTION_MAX:
+            raise Invalid(
+                f"description must be {DESCRIPTION_MAX} characters or fewer "
+                f"(it has {len(description)})",
+                field="description",
+            )
+
+    async def create(self, principal: Principal, data: ClusterCreate) -> Resource:
+        self._check_description(data.description)
+        spec = ClusterSpec(**{name: getattr(data, name) for name in _SPEC_FIELDS})
+        self._check_scheduler(spec.scheduler, spec.scheduler_config)
+        await self._check_group(principal, spec.group)
+        created = await self.resources.create(
+            CLUSTER_KIND,
+            org=principal.org,
+            owner=principal.username,
+            name=data.name,
+            spec=msgspec.to_builtins(spec),
+            desired_state="off",
+            display_name=data.display_name,
+            description=data.description,
+            tags=data.tags,
+            actor=principal.username,
+        )
+        return await self.access.get(principal, ResourceRef(created.owner, created.name))
+
+    async def get(self, principal: Principal, ref: ResourceRef) -> Resource:
+        resource = await self.access.get(principal, ref)
+        if resource.kind != CLUSTER_KIND:
+            raise NotFound(f"not found: {ref.uri} is not a cluster", reason="resource-not-found")
+        return resource
+
+    async def require(self, principal: Principal, ref: ResourceRef, level: str) -> Resource:
+        await self.get(principal, ref)  # 404 for what is not a cluster
+        return await self.access.require(principal, ref, level)
+
+    async def list_clusters(
+        self,
+        principal: Principal,
+        *,
+        owner: str | None = None,
+        states: tuple[str, ...] = (),
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[Resource], int]:
+        return await self.access.list_visible(
+            principal, kind=CLUSTER_KIND, owner=owner, states=states, limit=limit, offset=offset
+        )
+
+    async def update(self, principal: Principal, ref: ResourceRef, data: ClusterUpdate) -> Resource:
+        resource = await self.require(principal, ref, "writer")
+        assert resource.id is not None
+        if data.description is not None:
+            self._check_description(data.description)
+        current = msgspec.to_builtins(self.spec_of(resource))
+        changes = {
+            name: getattr(data, name) for name in _SPEC_FIELDS if getattr(data, name) is not None
+        }
+        merged = {**current, **changes}
+        spec = msgspec.convert(merged, ClusterSpec)
+        if "scheduler" in changes or "scheduler_config" in changes:
+            self._check_scheduler(spec.scheduler, spec.scheduler_config)
+        if "group" in changes:
+            await self._check_group(principal, spec.group)
+        await self.resources.describe(
+            resource.id,
+            display_name=data.display_name,
+            description=data.description,
+            tags=data.tags,
+        )
+        new_spec = msgspec.to_builtins(spec)
+        if new_spec != resource.spec:
+            await self.resources.set_desired(resource.id, spec=new_spec, actor=principal.username)
+        return await self.get(principal, ref)
+
+    async def start(self, principal: Principal, ref: ResourceRef) -> Resource:
+        resource = await self.require(principal, ref, "writer")
+        assert resource.id is not None
+        if resource.desired_state == "active" and resource.observed_state in (
+            "active",
+            "connecting",
+        ):
+            raise Conflict(f"{ref.uri} is already {resource.observed_state}", reason="already-on")
+        await self.resources.mark_observed(resource.id, "connecting", unless=("active",))
+        await self.resources.set_desired(
+            resource.id, desired_state="active", actor=principal.username
+        )
+        return await self.get(principal, ref)
+
+    async def stop(self, principal: Principal, ref: ResourceRef) -> Resource:
+        resource = await self.require(principal, ref, "writer")
+        assert resource.id is not None
+        if resource.desired_state == "off" and resource.observed_state == "off":
+            return resource
+        await self.resources.mark_observed(resource.id, "stopping", unless=("off",))
+        await self.resources.set_desired(resource.id, desired_state="off", actor=principal.username)
+        return await self.get(principal, ref)
+
+    async def delete(self, principal: Principal, ref: ResourceRef) -> None:
+        resource = await self.require(principal, ref, "admin")
+        assert resource.id is not None
+        if resource.desired_state != "off" or resource.observed_state != "off":
+            raise Conflict(
+                f"{ref.uri} is {resource.observed_state}: stop it before deleting its "
+                "configuration",
+                reason="cluster-not-off",
+            )
+        await self.resources.delete(resource.id, actor=principal.username)
+
+    # --- reaching the cluster -------------------------------------------------------------------
+
+    async def user_id(self, username: str) -> int:
+        if username not in self._user_ids:
+            async with self.db.session() as session:
+                found = (
+                    await session.exec(select(User.id).where(col(User.username) == username))
+                ).first()
+            if found is None:
+                raise NotFound(f"user {username!r} does not exist")
+            self._user_ids[username] = found
+        return self._user_ids[username]
+
+    async def identity(self, user_id: int) -> SSHIdentity:
+        if user_id not in self._identities:
+            pair = await self.authn.key_pair(user_id)
+            self._identities[user_id] = SSHIdentity(
+                name=f"user:{user_id}", private_key=self.authn.private_key(pair)
+            )
+        return self._identities[user_id]
+
+    async def runner(self, resource: Resource | Any, username: str) -> SSHRunner:
+        """A runner signing in to ``resource`` as Corral user ``username``."""
+        spec = self.spec_of(resource)
+        identity = await self.identity(await self.user_id(username))
+        return SSHRunner(self.pool, identity, spec.endpoint(username))
+
+    def scheduler(self, resource: Resource | Any, runner: SSHRunner) -> Scheduler:
+        spec = self.spec_of(resource)
+        record = self.kernel.scheduler(spec.scheduler)
+        config = (
+            msgspec.convert(spec.scheduler_config, record.config)
+            if record.config is not None
+            else None
+        )
+        scheduler: Scheduler = record.create(runner, config)
+        return scheduler
+
+    def supports(self, resource: Resource | Any, feature: SchedulerFeature) -> bool:
+        return feature in self.kernel.scheduler(self.spec_of(resource).scheduler).features
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def now_iso() -> str:
+    return utcnow().isoformat()
