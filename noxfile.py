@@ -1,8 +1,9 @@
 """Corral's checks: `uv run nox` runs them all, as CI does.
 
 - `lint`, `typecheck`: ruff and mypy (strict on sdk/ and core/).
-- `sdk`, `core(mode)`, `api(mode)`, `plugins(plugin)`: each package's tests in an environment holding only that
-  package and its declared dependencies, so an undeclared cross-package import fails.
+- `sdk`, `core(mode)`, `api(mode)`, `plugins(plugin)`: each package's tests in an environment
+  holding only that package and its declared dependencies, so an undeclared cross-package import
+  fails.
 - `integration(mode)`: cross-package tests in tests/ (real `corral` processes, real plugins).
 - `docs`: the generated reference is current and the site builds.
 - `bench` (not by default): the benchmarks in bench/.

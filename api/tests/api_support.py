@@ -12,7 +12,8 @@ from corral_core.plugins import PluginSource, load_kernel
 from corral_core.plugins.manager import builtin_sources
 from corral_core.runtime import Runtime
 from corral_core.testing import ADMIN_PASSWORD, ADMIN_USERNAME, TestDeployment
-from corral_sdk.plugin import ReconcileResult, ResourceKindRecord, hookimpl
+from corral_sdk.plugin import ReconcileResult, ResourceKindRecord, SchedulerRecord, hookimpl
+from corral_sdk.providers.scheduler import SchedulerBase
 from corral_sdk.reconcile import ReconcileContext, ResourceSnapshot
 
 PASSWORD = "Correct-horse-battery-9!"
@@ -92,7 +93,19 @@ class StorageSpec(msgspec.Struct, forbid_unknown_fields=True):
     size_gb: int = 1
 
 
+class UnusedScheduler(SchedulerBase):
+    """Registered so clusters can be defined in API tests; those tests never start them (the
+    cluster tests against a real Slurm are in tests/)."""
+
+    def __init__(self, runner: Any, config: Any) -> None:
+        raise AssertionError("API tests never start a cluster")
+
+
 class LampPlugin:
+    @hookimpl
+    def corral_register_schedulers(self) -> list[SchedulerRecord]:
+        return [SchedulerRecord(name="unused", factory=UnusedScheduler)]
+
     @hookimpl
     def corral_register_resource_kinds(self) -> list[ResourceKindRecord]:
         return [

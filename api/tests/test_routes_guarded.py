@@ -25,6 +25,7 @@ SAMPLES: list[tuple[str, dict[str, str]]] = [
     ("/api/groups/", {"name": "team", "username": "bob"}),
     ("/api/resources/", {"owner": "alice", "name": "desk", "group": "team"}),
     ("/api/ssh-keys/", {"name": "laptop"}),
+    ("/api/clusters/", {"owner": "alice", "name": "hpc", "job": "1"}),
 ]
 
 
@@ -127,6 +128,16 @@ async def acme(api: Api) -> dict[str, str]:
     assert created.status_code == 201
     shared = await api.client.put(
         "/api/resources/alice/desk/grants/team", json={"level": "view"}, headers=alice
+    )
+    assert shared.status_code == 200
+    cluster = await api.client.post(
+        "/api/clusters",
+        json={"name": "hpc", "login_host": "10.0.0.1", "scheduler": "unused"},
+        headers=alice,
+    )
+    assert cluster.status_code == 201, cluster.text
+    shared = await api.client.put(
+        "/api/resources/alice/hpc/grants/team", json={"level": "login"}, headers=alice
     )
     assert shared.status_code == 200
     public = (

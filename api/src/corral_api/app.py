@@ -17,8 +17,10 @@ from litestar.openapi.plugins import JsonRenderPlugin
 
 from corral_api.routes.audit import list_audit
 from corral_api.routes.auth import AuthController, SshKeyController, ssh_public_keys
+from corral_api.routes.clusters import ClusterController
 from corral_api.routes.orgs import GroupController, OrgController, UserController
 from corral_api.routes.resources import ResourceController
+from corral_api.routes.ssh import SSHController, ssh_connect
 from corral_api.routes.system import system_routes
 from corral_api.security import (
     AuditMiddleware,
@@ -125,6 +127,9 @@ def create_app(runtime: Runtime, *, debug: bool = False) -> Litestar:
         UserController,
         GroupController,
         ResourceController,
+        ClusterController,
+        SSHController,
+        ssh_connect,
         list_audit,
     ]
     for plugin_name, handlers in runtime.kernel.api_routes():
