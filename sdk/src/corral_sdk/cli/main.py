@@ -147,6 +147,26 @@ def build_parser() -> argparse.ArgumentParser:
     _output_flag(plugins_ls, OUTPUT_TABLE_JSON, "table")
 
     _identity_commands(branch, leaf)
+    _cluster_commands(branch, leaf)
+
+    ssh = leaf(
+        commands,
+        "ssh",
+        "corral_sdk.cli.commands.ssh:ssh",
+        "a shell or a command on a cluster through Corral, or a ProxyCommand for OpenSSH "
+        "(exit status: the remote command's; 255 when the connection fails)",
+    )
+    ssh.add_argument("target", metavar="CLUSTER", help="pw://owner/name, owner/name or name")
+    ssh.add_argument("command", nargs=argparse.REMAINDER, help="command to run (default: a shell)")
+    ssh.add_argument(
+        "--proxy-command",
+        action="store_true",
+        help="relay stdin/stdout to the cluster's sshd (ProxyCommand='corral ssh "
+        "--proxy-command %%h')",
+    )
+    ssh.add_argument(
+        "--keepalive", type=int, default=30, help="seconds between keepalives; 0 disables them"
+    )
 
     keys = leaf(
         commands,
@@ -161,6 +181,90 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _output_flag(version, ("text", "json"), "text")
     return parser
+
+
+def _cluster_commands(branch: Callable[..., Any], leaf: Callable[..., Any]) -> None:
+    cluster = branch("cluster", "clusters: register, list, start, stop; their jobs")
+    module = "corral_sdk.cli.commands.cluster"
+
+    ls = leaf(cluster, "ls", f"{module}:ls", "list clusters", aliases=["list"])
+    ls.add_argument("uri", nargs="?", help="pw://user (their clusters) or pw://user/name (one)")
+    ls.add_argument("--owned", action="store_true", help="only clusters you own")
+    ls.add_argument(
+        "--status", help="only clusters in these states (active, off, failed...; on = active)"
+    )
+    _output_flag(ls, OUTPUT_TABLE_JSON, "table")
+
+    get = leaf(cluster, "get", f"{module}:get", "show a cluster with its partitions")
+    get.add_argument("uri", help="pw://owner/name, owner/name or name")
+    _output_flag(get, OUTPUT_TABLE_JSON, "table")
+
+    create = leaf(
+        cluster,
+        "create",
+        f"{module}:create",
+        "register a cluster you already run (off until started)",
+    )
+    create.add_argument("name")
+    create.add_argument("--host", required=True, help="the login node's host name or address")
+    create.add_argument("--port", type=int, default=22, help="its SSH port")
+    create.add_argument(
+        "--user", default="__USER__", help="remote username (__USER__: each user's own name)"
+    )
+    create.add_argument("--jump", help="a jump node: user@host[:port]")
+    create.add_argument("--scheduler", default="slurm", help="slurm or pbs")
+    create.add_argument("--display-name")
+    create.add_argument("--description", help="100 characters or fewer")
+    create.add_argument("--tag", action="append", help="a tag (repeat for more)")
+    create.add_argument("--group", help="the group its use is accounted to")
+    create.add_argument("--working-directory", help="where jobs run (default: the home directory)")
+    create.add_argument("--start", action="store_true", help="start it once created")
+    _output_flag(create, OUTPUT_TABLE_JSON, "table")
+
+    for name, help in (("start", "start (connect to) a cluster"), ("stop", "stop a cluster")):
+        power = leaf(cluster, name, f"{module}:{name}", help)
+        power.add_argument("uri", help="pw://owner/name, owner/name or name")
+        power.add_argument("--wait", action="store_true", help="wait until it settles")
+        power.add_argument("--wait-timeout", type=float, default=300.0, help="seconds")
+        _output_flag(power, OUTPUT_TABLE_JSON, "table")
+
+    delete = leaf(cluster, "delete", f"{module}:delete", "delete a stopped cluster's configuration")
+    delete.add_argument("uri")
+
+    submit = leaf(cluster, "submit", f"{module}:submit", "submit a batch job to a cluster")
+    submit.add_argument("uri", help="pw://owner/name, owner/name or name")
+    submit.add_argument("script", nargs="?", help="the job script (- for standard input)")
+    submit.add_argument("--wrap", help="a command to run as the job's script")
+    submit.add_argument("--name", help="the job's name")
+    submit.add_argument("-p", "--partition")
+    submit.add_argument("-N", "--nodes", type=int)
+    submit.add_argument("-n", "--ntasks", type=int)
+    submit.add_argument("-c", "--cpus-per-task", type=int)
+    submit.add_argument("--mem", type=int, help="memory per node, in MB")
+    submit.add_argument("-t", "--time", type=int, help="time limit, in seconds")
+    submit.add_argument("-a", "--array", help="array indices, e.g. 0-9%%2")
+    submit.add_argument("--hold", action="store_true", help="submit held")
+    submit.add_argument("-e", "--env", action="append", help="NAME=VALUE (repeat for more)")
+    submit.add_argument(
+        "--wait", action="store_true", help="wait for the job to end; exit 0 only if it completed"
+    )
+    _output_flag(submit, OUTPUT_TABLE_JSON, "table")
+
+    jobs = leaf(cluster, "jobs", f"{module}:jobs", "list jobs submitted through Corral")
+    jobs.add_argument("uri")
+    jobs.add_argument("--state", help="only jobs in these states (pending,running,...)")
+    _output_flag(jobs, OUTPUT_TABLE_JSON, "table")
+
+    for name, help in (("job", "show a job"), ("cancel", "cancel a job")):
+        one = leaf(cluster, name, f"{module}:{name}", help)
+        one.add_argument("uri")
+        one.add_argument("id", type=int, help="Corral's job id (the ID column)")
+        _output_flag(one, OUTPUT_TABLE_JSON, "table")
+
+    out = leaf(cluster, "output", f"{module}:output", "print a job's output")
+    out.add_argument("uri")
+    out.add_argument("id", type=int, help="Corral's job id (the ID column)")
+    out.add_argument("-f", "--follow", action="store_true", help="keep printing until the job ends")
 
 
 def _force_flag(parser: argparse.ArgumentParser, what: str) -> None:
