@@ -246,18 +246,18 @@ class ClusterService:
             self._user_ids[username] = found
         return self._user_ids[username]
 
-    async def identity(self, user_id: int) -> SSHIdentity:
+    async def identity(self, user_id: int, username: str) -> SSHIdentity:
         if user_id not in self._identities:
             pair = await self.authn.key_pair(user_id)
             self._identities[user_id] = SSHIdentity(
-                name=f"user:{user_id}", private_key=self.authn.private_key(pair)
+                name=f"user:{user_id}", label=username, private_key=self.authn.private_key(pair)
             )
         return self._identities[user_id]
 
     async def runner(self, resource: Resource | Any, username: str) -> SSHRunner:
         """A runner signing in to ``resource`` as Corral user ``username``."""
         spec = self.spec_of(resource)
-        identity = await self.identity(await self.user_id(username))
+        identity = await self.identity(await self.user_id(username), username)
         return SSHRunner(self.pool, identity, spec.endpoint(username))
 
     def scheduler(self, resource: Resource | Any, runner: SSHRunner) -> Scheduler:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -55,9 +56,11 @@ class SSHEndpoint:
 
 @dataclass(frozen=True)
 class SSHIdentity:
-    """Whose key signs in: ``name`` keys the pool (``user:12``); the key never leaves memory."""
+    """Whose key signs in: ``name`` keys the pool (``user:12``), ``label`` names them in
+    messages; the key never leaves memory."""
 
     name: str
+    label: str
     private_key: str = field(repr=False)
 
 
@@ -278,7 +281,7 @@ class SSHPool:
         except asyncssh.PermissionDenied:
             raise TransportError(
                 f"{endpoint.address} refused to let {endpoint.username!r} sign in with "
-                f"{_who(identity)}'s platform key: check the username, and that the host "
+                f"{identity.label}'s platform key: check the username, and that the host "
                 "trusts the key (through `corral ssh-public-keys` as sshd's "
                 "AuthorizedKeysCommand, or in ~/.ssh/authorized_keys)",
                 reason="auth-failed",
@@ -341,17 +344,14 @@ def _busy(pooled: PooledConnection, max_channels: int) -> bool:
     return pooled.channels._value < max_channels
 
 
-def _who(identity: SSHIdentity) -> str:
-    return identity.name.partition(":")[2] or identity.name
-
-
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused (is sshd running on that port?)"
     if isinstance(exc, asyncssh.Error):
         return exc.reason or type(exc).__name__
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror[0].lower() + exc.strerror[1:]
+    if isinstance(exc, OSError) and exc.errno:
+        text = os.strerror(exc.errno)
+        return text[0].lower() + text[1:]
     return str(exc) or type(exc).__name__
 
 
