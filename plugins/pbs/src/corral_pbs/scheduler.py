@@ -472,6 +472,8 @@ def _accounting_record(job_id: str, attributes: Mapping[str, Any]) -> Accounting
 
 # --- queues and nodes -------------------------------------------------------------------------
 
+# PBS names a reservation's queue after it: R (advance), S (standing), M (maintenance)
+_RESERVATION_QUEUE = re.compile(r"^[RSM]\d+$")
 _STANDARD_RESOURCES = frozenset(
     {"arch", "host", "vnode", "mem", "vmem", "ncpus", "ngpus", "nmics", "naccelerators"}
 )
@@ -495,7 +497,8 @@ def _queue_members(queues: Mapping[str, Any], nodes: Mapping[str, Any]) -> dict[
     """The vnodes each queue's jobs may run on, as the server decides it: vnodes whose
     ``queue`` attribute names the queue when there are any; else the vnodes not tied to a queue
     whose ``resources_available`` satisfy the queue's ``default_chunk`` strings and booleans
-    (the usual ``Qlist`` convention); a routing queue has its destinations' vnodes."""
+    (the usual ``Qlist`` convention); a reservation's queue (``R123``) the vnodes reserved for it;
+    a routing queue its destinations' vnodes."""
     members: dict[str, list[str]] = {}
     for name, queue in queues.items():
         if as_text(queue.get("queue_type")).lower().startswith("e"):
@@ -507,6 +510,9 @@ def _queue_members(queues: Mapping[str, Any], nodes: Mapping[str, Any]) -> dict[
 
 
 def _execution_members(name: str, queue: Mapping[str, Any], nodes: Mapping[str, Any]) -> list[str]:
+    if _RESERVATION_QUEUE.match(name):
+        # a reservation's queue runs on the vnodes reserved for it (their resv attribute)
+        return [node for node, attrs in nodes.items() if name in _reservations(attrs)]
     tied = [node for node, attrs in nodes.items() if as_text(attrs.get("queue")) == name]
     if tied:
         return tied
@@ -516,6 +522,11 @@ def _execution_members(name: str, queue: Mapping[str, Any], nodes: Mapping[str, 
         for node, attrs in nodes.items()
         if not as_text(attrs.get("queue")) and _satisfies(attrs, chunk)
     ]
+
+
+def _reservations(node: Mapping[str, Any]) -> set[str]:
+    """The reservations holding a vnode (``resv``: ``M1150389.polaris-pbs-01...``), by name."""
+    return {r.strip().split(".", 1)[0] for r in as_text(node.get("resv")).split(",") if r.strip()}
 
 
 def _satisfies(node: Mapping[str, Any], chunk: Mapping[str, Any]) -> bool:
