@@ -147,6 +147,28 @@ async def test_rejected_submission_carries_qsubs_message(
 
 
 @pytest.mark.anyio
+async def test_an_id_on_stdout_is_a_submitted_job_even_if_clean_up_failed() -> None:
+    runner = TranscriptRunner(target="pbs-login")
+    runner.expect(
+        match=r"qsub .*",
+        stdout="4683812.aurora-pbs-0001\n",
+        stderr="rm: cannot remove 'x.pbs': Permission denied\n",
+        exit_status=1,
+    )
+    job = await PBS(runner).submit(JobSpec(script="#!/bin/sh\ntrue\n"))
+    assert job.job_id == "4683812.aurora-pbs-0001"
+
+
+@pytest.mark.anyio
+async def test_output_that_is_not_an_id_is_an_error() -> None:
+    runner = TranscriptRunner(target="pbs-login")
+    runner.expect(match=r"qsub .*", stdout="Job submitted\n")
+    with pytest.raises(ProviderError) as caught:
+        await PBS(runner).submit(JobSpec(script="#!/bin/sh\ntrue\n"))
+    assert caught.value.reason == "unreadable-output"
+
+
+@pytest.mark.anyio
 async def test_default_queue_bin_dir_and_prefix_from_config() -> None:
     config = PBSConfig(
         default_queue="workq",

@@ -108,16 +108,17 @@ class PBS(SchedulerBase):
             command = f"cd -- {shell_path(job.working_directory)} && {command}"
         result = await self._run(command)
         lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
+        # an id on stdout means the job exists, whatever the clean-up's exit status: raising
+        # then would invite a second submission
+        if lines and _JOB_ID.match(lines[-1]):
+            return SubmittedJob(job_id=lines[-1], message=result.stdout.strip())
         if not result.ok or not lines:
             raise self._failure(result, "qsub", reason="submit-rejected")
-        job_id = lines[-1]
-        if not _JOB_ID.match(job_id):
-            raise ProviderError(
-                f"qsub printed {job_id!r}, not a job id",
-                reason="unreadable-output",
-                log_message=f"{command!r} printed {result.stdout!r}",
-            )
-        return SubmittedJob(job_id=job_id, message=result.stdout.strip())
+        raise ProviderError(
+            f"qsub printed {lines[-1]!r}, not a job id",
+            reason="unreadable-output",
+            log_message=f"{command!r} printed {result.stdout!r}",
+        )
 
     # --- status and queue -------------------------------------------------------------------------
 
