@@ -84,7 +84,8 @@ def parse_sinfo_partitions(stdout: str) -> list[Partition]:
                 default=raw_name.strip().endswith("*"),
                 available=availability.strip().lower() == "up",
                 max_time_seconds=int(seconds) if seconds is not None else None,
-                max_nodes=_number(max_nodes) or None,
+                # "1-infinite": the least and most nodes a job may ask for
+                max_nodes=_number(max_nodes.rpartition("-")[2]) or None,
             )
         _, idle, _, total = _counts(nodes_by_state)
         part.nodes_total += total

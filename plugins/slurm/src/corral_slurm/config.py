@@ -16,12 +16,12 @@ StatusFormat = Literal["auto", "json", "text"]
 OPTION_NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 """A long sbatch option name without its dashes (``constraint``, ``gres-flags``)."""
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # tabs are fine
 
 
 def has_control_characters(text: str) -> bool:
-    """Whether ``text`` holds a newline, NUL or other control character (which no Slurm name or
-    path needs, and which would break the one-line commands the plugin runs)."""
+    """Whether ``text`` holds a newline, NUL or other control character but tab (which no
+    Slurm name or path needs, and which would break the one-line commands the plugin runs)."""
     return _CONTROL.search(text) is not None
 
 

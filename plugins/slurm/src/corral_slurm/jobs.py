@@ -343,7 +343,7 @@ def _array_status(job_id: str, records: Sequence[JobRecord]) -> JobStatus:
         name=deciding.name,
         user=deciding.user,
         partition=deciding.partition,
-        nodes=tuple(nodes) if not state.terminal else (),
+        nodes=tuple(nodes),
         exit_code=max(exit_codes) if state.terminal and exit_codes else None,
         submit_time=min(submits) if submits else None,
         start_time=min(starts) if starts else None,

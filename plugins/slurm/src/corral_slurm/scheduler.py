@@ -71,6 +71,13 @@ def _error_lines(result: CommandResult) -> list[str]:
     return [line.strip() for line in result.stderr.splitlines() if line.strip()]
 
 
+def _jobs_filter(job_ids: Sequence[str]) -> str:
+    """``--jobs=`` with whole jobs before array tasks: squeue narrows an array's folded
+    pending tasks (``2-5``) to the first ``1234_3`` it meets, unless ``1234`` came first."""
+    ordered = sorted(job_ids, key=lambda job_id: "_" in job_id)
+    return f"--jobs={','.join(ordered)}"
+
+
 def _needs_accounting(job_id: str, status: JobStatus | None) -> bool:
     """Whether ``sacct`` knows more than the queue: about a job that left it, a finished job
     whose exit code it did not show, or a finished array whose earlier tasks it forgot."""
@@ -213,7 +220,7 @@ class Slurm(SchedulerBase):
         valid = [job_id for job_id in ids if JOB_ID.match(job_id)]
         found: dict[str, JobStatus] = {}
         if valid:
-            records = await self._squeue(["--states=all", f"--jobs={','.join(valid)}"])
+            records = await self._squeue(["--states=all", _jobs_filter(valid)])
             found = job_statuses(valid, records)
         to_account = [job_id for job_id in valid if _needs_accounting(job_id, found.get(job_id))]
         note = ""
@@ -276,7 +283,7 @@ class Slurm(SchedulerBase):
         ids = self._check_ids(job_ids)
         if not ids:
             return
-        records = await self._squeue(["--states=all", f"--jobs={','.join(ids)}"])
+        records = await self._squeue(["--states=all", _jobs_filter(ids)])
         statuses = job_statuses(ids, records)
         for job_id in ids:
             status = statuses.get(job_id)
