@@ -180,6 +180,7 @@ def serve(args: Any) -> int:
     try:
         shutdown.serve_http(runtime, settings)
     finally:
+        runtime.ssh.close()
         runtime.kernel.shutdown("api")
     return 0
 

@@ -179,6 +179,7 @@ class Runtime:
         self.tasks.stop()
 
     def stop_background(self) -> None:
+        self.ssh.close()
         self._stop.set()
         if self._sweeper is not None:
             self._sweeper.join(timeout=10)
