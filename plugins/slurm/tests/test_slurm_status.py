@@ -370,7 +370,7 @@ async def test_accounting_of_no_jobs_runs_nothing() -> None:
 
 
 async def test_cancel_is_one_command_and_idempotent() -> None:
-    # 22.05 says nothing about finished or unknown ids; older versions print errors
+    # scancel is quiet about finished and unknown ids unless verbose (SCANCEL_VERBOSE), as here
     runner = TranscriptRunner().expect(
         "scancel 10 11 12 13_2",
         stderr=(

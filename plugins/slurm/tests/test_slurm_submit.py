@@ -171,7 +171,7 @@ async def test_accepted_without_a_job_id_is_an_error() -> None:
 
 async def test_cluster_options_come_first_and_the_jobs_win() -> None:
     config = SlurmConfig(
-        sbatch_options={"constraint": "ib", "requeue": None, "partition": "batch"},
+        sbatch_options={"constraint": "ib", "requeue": "", "partition": "batch", "exclusive": None},
         script_dir="/scratch/corral/",
         command_prefix="module load slurm",
     )
@@ -187,9 +187,10 @@ async def test_cluster_options_come_first_and_the_jobs_win() -> None:
         "sbatch",
         "--parsable",
         "--requeue",
+        "--exclusive",
         "--partition=gpu",
         "--constraint=nvme",
-    ]
+    ], "an empty setting is a flag; the job's partition and constraint win"
     assert re.fullmatch(r"/scratch/corral/[0-9a-f]{16}\.sbatch", argv[-1])
 
 

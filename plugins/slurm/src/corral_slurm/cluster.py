@@ -1,7 +1,7 @@
 """Partitions and nodes as ``sinfo`` prints them with a format string.
 
-``sinfo --json`` changed shape completely between Slurm 22.05 and 23.02, while these format
-letters mean the same on every version since 14, so the plugin reads the text.
+22.05's ``sinfo --json`` lists nodes only and 23.02 replaced it with a list of node groups,
+while these format letters mean the same on every version since 14: the plugin reads text.
 """
 
 from __future__ import annotations

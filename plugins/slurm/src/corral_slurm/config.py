@@ -46,8 +46,9 @@ class SlurmConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
     """Shell run before every Slurm command, joined with ``&&`` (``module load slurm``,
     ``export SLURM_CONF=/opt/slurm/etc/slurm.conf``); it runs in the user's login shell."""
     sbatch_options: dict[str, str | None] = msgspec.field(default_factory=dict)
-    """Options added to every ``sbatch``, by long name (``{"constraint": "ib"}``); a ``None``
-    value is a flag. They come before the job's own options, which therefore win."""
+    """Options added to every ``sbatch``, by long name (``{"constraint": "ib"}``); an empty or
+    ``None`` value is a flag (TOML has no null: ``requeue = ""``). They come before the job's
+    own options, which therefore win."""
     command_timeout_seconds: float = 60.0
     """How long one command may take before the call fails with ``Timeout``."""
     config_dir: str = "/etc/slurm"

@@ -236,7 +236,7 @@ def sbatch_request(job: JobSpec, defaults: Mapping[str, str | None]) -> SbatchRe
     taken = {name for name, _ in own}
     extra = _flag_options(job.flags, taken, "flags")
     options = [
-        (name, value)
+        (name, value or None)  # "" is how a TOML setting spells a flag
         for name, value in defaults.items()
         if name not in taken and name not in job.flags
     ]
