@@ -19,6 +19,8 @@ from corral_core.db import Database
 from corral_core.migrations import upgrade
 from corral_core.settings import SSHSettings
 from corral_core.ssh import HostKeyStore, SSHEndpoint, SSHIdentity, SSHPool, SSHRunner
+from corral_sdk.errors import ProviderError
+from corral_sdk.providers.scheduler import JobSpec
 from corral_sdk.records import SchedulerRecord
 from corral_sdk.testing import SchedulerConformance
 from corral_slurm.plugin import RECORD
@@ -78,3 +80,14 @@ class TestSlurmOnTheLab(SchedulerConformance):
     @pytest.fixture
     def provider(self, record: SchedulerRecord, runner: SSHRunner) -> Any:
         return record.create(runner, None)
+
+    @pytest.mark.anyio
+    async def test_accounting(
+        self, record: SchedulerRecord, provider: Any, job_spec: JobSpec
+    ) -> None:
+        """The lab runs no slurmdbd: what users of such a cluster get is the plugin's clear
+        "accounting-disabled" (the plugin's transcript tests cover sacct's records)."""
+        job = await provider.submit(job_spec)
+        with pytest.raises(ProviderError) as disabled:
+            await provider.accounting(job_ids=[job.job_id])
+        assert disabled.value.reason == "accounting-disabled"

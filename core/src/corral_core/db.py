@@ -165,12 +165,14 @@ class Database:
             async with AsyncSession(self.engine(), expire_on_commit=False) as session:
                 yield session
 
-    async def dispose(self) -> None:
-        """Close the current loop's engine (call before the loop ends) and the reader's."""
-        with self._reader_lock:
-            reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.dispose()
+    async def dispose(self, *, reader: bool = True) -> None:
+        """Close the current loop's engine (call before the loop ends) and, unless told not
+        to, the reader's (shared by every loop)."""
+        if reader:
+            with self._reader_lock:
+                shared, self._reader = self._reader, None
+            if shared is not None:
+                shared.dispose()
         with contextlib.suppress(RuntimeError):
             loop = asyncio.get_running_loop()
             engine = self._engines.pop(loop, None)

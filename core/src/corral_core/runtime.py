@@ -179,9 +179,10 @@ class Runtime:
         self.tasks.stop()
 
     def stop_background(self) -> None:
-        self.ssh.close()
         self._stop.set()
         if self._sweeper is not None:
             self._sweeper.join(timeout=10)
             self._sweeper = None
+        # SSH calls in flight are cancelled, so workers blocked on a cluster stop promptly.
+        self.ssh.close()
         self.tasks.stop()

@@ -36,6 +36,10 @@ class HostKeyStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
+    async def close(self) -> None:
+        """Close the database engine of the calling loop (the SSH pool's, when it stops)."""
+        await self._db.dispose(reader=False)
+
     async def trusted(self, host: str, port: int) -> list[HostKey]:
         async with self._db.session() as session:
             rows = await session.exec(

@@ -317,11 +317,14 @@ class SSHPool:
                     self._drop(key, pooled)
 
     async def _close_all(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
+        current = asyncio.current_task()
+        for task in asyncio.all_tasks():
+            if task is not current:
+                task.cancel()  # callers on other loops see their call cancelled, not hang
         for key, pooled in list(self._connections.items()):
             self._drop(key, pooled)
             await pooled.conn.wait_closed()
+        await self.host_keys.close()
 
     def close(self) -> None:
         """Close every connection and stop the pool's loop (it restarts on next use)."""

@@ -153,6 +153,8 @@ class SSHRunner:
                     f"`{_short(short)}` on {self.target} did not finish within {bound:g} s",
                     retryable=True,
                 ) from None
+            if process.exit_status is None and process.exit_signal is None:
+                raise asyncssh.ConnectionLost("the channel closed without an exit status")
             return _exit_status(process), bytes(stdout or b""), bytes(stderr or b"")
 
         return await self.pool.call(self._with_channel(use, f"`{_short(short)}`"))

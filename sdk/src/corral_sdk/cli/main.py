@@ -42,7 +42,7 @@ def configure_logging(verbose: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    for noisy in ("httpx", "httpcore", "alembic", "dramatiq", "asyncio"):
+    for noisy in ("httpx", "httpcore", "alembic", "dramatiq", "asyncio", "asyncssh", "websockets"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 

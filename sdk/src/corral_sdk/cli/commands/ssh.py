@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import json
 import os
-import shlex
 import signal
 import sys
 import threading
@@ -134,7 +133,7 @@ def _proxy(args: argparse.Namespace) -> int:
 
 
 def _session(args: argparse.Namespace) -> int:
-    command = shlex.join(args.command) if args.command else None
+    command = " ".join(args.command) if args.command else None  # as OpenSSH joins them
     interactive = command is None and sys.stdin.isatty() and sys.stdout.isatty()
     size = os.get_terminal_size() if interactive else None
     query: dict[str, Any] = {"target": args.target, "mode": "exec", "command": command}
