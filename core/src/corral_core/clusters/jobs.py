@@ -124,6 +124,14 @@ class JobService:
             spec={k: v for k, v in msgspec.to_builtins(spec).items() if k != "script"},
         )
         async with self.db.session() as session:
+            polling = (
+                await session.exec(
+                    select(ClusterJob.id)
+                    .where(col(ClusterJob.resource_id) == resource.id)
+                    .where(col(ClusterJob.finished).is_(False))
+                    .limit(1)
+                )
+            ).first() is not None
             session.add(row)
             event = self.events.add(
                 session,
@@ -137,7 +145,8 @@ class JobService:
             await session.refresh(row)
         assert event.id is not None
         await self.events.announce(event.id)
-        await self.clusters.enqueue(resource.id)  # the cluster's reconcile starts polling it
+        if not polling:  # the cluster's reconcile polls while it has unfinished jobs
+            await self.clusters.enqueue(resource.id)
         return row
 
     # --- read -----------------------------------------------------------------------------------
@@ -272,6 +281,9 @@ class JobService:
                         status, reason=status.reason or "the scheduler no longer knows this job"
                     )
                 before = (row.state, row.native_state)
+                if _unchanged(row, status):
+                    remaining += 1
+                    continue  # no write: a poll of many quiet jobs costs no transaction rows
                 row.state = status.state.value
                 row.native_state = status.native_state
                 row.reason = status.reason
@@ -313,3 +325,15 @@ class JobService:
             assert event.id is not None
             await self.events.announce(event.id)
         return remaining
+
+
+def _unchanged(row: ClusterJob, status: JobStatus) -> bool:
+    return (
+        not (status.state.terminal or status.state is JobState.UNKNOWN)
+        and row.state == status.state.value
+        and row.native_state == status.native_state
+        and row.reason == status.reason
+        and row.exit_code == status.exit_code
+        and (not status.nodes or list(status.nodes) == row.nodes)
+        and (status.start_time is None or row.started_at is not None)
+    )

@@ -157,8 +157,7 @@ class ClusterService:
         return resource
 
     async def require(self, principal: Principal, ref: ResourceRef, level: str) -> Resource:
-        await self.get(principal, ref)  # 404 for what is not a cluster
-        return await self.access.require(principal, ref, level)
+        return await self.access.require_level(principal, await self.get(principal, ref), level)
 
     async def list_clusters(
         self,

@@ -99,7 +99,11 @@ class ResourceAccess:
 
     async def require(self, principal: Principal, ref: ResourceRef, level: str = OWNER) -> Resource:
         """The resource if the caller holds ``level`` (or more) on it; 404 if they cannot see it."""
-        resource = await self.get(principal, ref)
+        return await self.require_level(principal, await self.get(principal, ref), level)
+
+    async def require_level(self, principal: Principal, resource: Resource, level: str) -> Resource:
+        """``resource`` (which the caller can see) if they hold ``level`` or more on it."""
+        ref = ResourceRef(resource.owner, resource.name)
         held = await self.level(principal, resource)
         if held == OWNER:
             return resource
