@@ -67,6 +67,16 @@ def create(server: LabServer, name: str, *extra: str, start: bool = True) -> dic
     return dict(wait_until(f"{name} settles", lambda: settled(server, name), timeout=30))
 
 
+def submit(server: LabServer, cluster_name: str, command: str) -> tuple[dict[str, Any], str]:
+    """Submit ``command`` as alice through the CLI: the job, and its API path."""
+    done = server.corral(
+        "alice", "cluster", "submit", cluster_name, "--wrap", command, "-o", "json"
+    )
+    assert done.returncode == 0, done.stderr
+    job = json.loads(done.stdout)
+    return job, f"/api/clusters/alice/{cluster_name}/jobs/{job['id']}"
+
+
 def scontrol_state(lab: SlurmLab, job_id: str) -> str:
     shown = lab.run("exec", "scontrol", "show", "job", job_id)
     match = re.search(r"JobState=(\S+)", shown)
@@ -132,10 +142,7 @@ def test_job_goes_pending_running_completed_and_its_output_is_readable(
 
 
 def test_cancelled_job_is_cancelled_in_slurm(server: LabServer, active: str, lab: SlurmLab) -> None:
-    submitted = server.corral(
-        "alice", "cluster", "submit", active, "--wrap", "sleep 300", "-o", "json"
-    )
-    job = json.loads(submitted.stdout)
+    job, _ = submit(server, active, "sleep 300")
     with server.client("alice") as client:
         wait_until(
             "the long job runs",
@@ -170,11 +177,7 @@ def sessions_started(lab: SlurmLab) -> int:
 def test_concurrent_status_requests_share_one_connection_and_few_polls(
     server: LabServer, active: str, lab: SlurmLab
 ) -> None:
-    submitted = server.corral(
-        "alice", "cluster", "submit", active, "--wrap", "sleep 30", "-o", "json"
-    )
-    job = json.loads(submitted.stdout)
-    url = f"/api/clusters/alice/{active}/jobs/{job['id']}"
+    _, url = submit(server, active, "sleep 30")
     with server.client("alice") as client:
         assert client.get(url).status_code == 200  # the connection is open now
     before, sessions_before = pool(server), sessions_started(lab)
@@ -199,11 +202,7 @@ def test_concurrent_status_requests_share_one_connection_and_few_polls(
 def test_sshd_restart_reconnects_and_a_job_submitted_before_completes(
     server: LabServer, active: str, lab: SlurmLab
 ) -> None:
-    submitted = server.corral(
-        "alice", "cluster", "submit", active, "--wrap", "sleep 5; echo done", "-o", "json"
-    )
-    job = json.loads(submitted.stdout)
-    url = f"/api/clusters/alice/{active}/jobs/{job['id']}"
+    _, url = submit(server, active, "sleep 5; echo done")
     before = pool(server)
     with server.client("alice") as client:
         assert client.get(url).status_code == 200
@@ -290,6 +289,20 @@ def test_proxy_command_from_stock_openssh_and_refusal_without_grant(
         check=False,
     )
     assert (done.returncode, done.stdout.strip()) == (0, "ctl"), done.stderr
+    payload = tmp_path / "payload.txt"
+    payload.write_text("copied through Corral\n")
+    options = command[1:-2]  # the same flags; scp takes them as ssh does
+    copied = subprocess.run(
+        ["scp", "-O", *options, str(payload), f"alice@{active}:payload.txt"],
+        env=server.cli_env("alice"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert copied.returncode == 0, copied.stderr
+    shown = server.corral("alice", "ssh", active, "cat payload.txt; rm payload.txt")
+    assert shown.stdout == "copied through Corral\n", shown.stderr
     refused = subprocess.run(
         [*command[:-2], "alice@alice/lab", "hostname"],
         check=False,

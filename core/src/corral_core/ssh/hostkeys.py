@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from corral_core.db import Database, utcnow
 from corral_core.ssh.models import HostKey
@@ -82,15 +83,7 @@ class HostKeyStore:
     async def record_offered(self, host: str, port: int, public_key: str, fingerprint: str) -> None:
         """Keep a refused key so an admin can see and accept it."""
         async with self._db.session() as session:
-            existing = (
-                await session.exec(
-                    select(HostKey).where(
-                        col(HostKey.host) == host,
-                        col(HostKey.port) == port,
-                        col(HostKey.fingerprint) == fingerprint,
-                    )
-                )
-            ).first()
+            existing = await _offered(session, host, port, fingerprint)
             if existing is None:
                 session.add(
                     HostKey(host=host, port=port, public_key=public_key, fingerprint=fingerprint)
@@ -106,15 +99,7 @@ class HostKeyStore:
     async def accept(self, host: str, port: int, fingerprint: str, actor: str) -> HostKey:
         """Trust a key the host offered, and only it, from now on."""
         async with self._db.session() as session:
-            row = (
-                await session.exec(
-                    select(HostKey).where(
-                        col(HostKey.host) == host,
-                        col(HostKey.port) == port,
-                        col(HostKey.fingerprint) == fingerprint,
-                    )
-                )
-            ).first()
+            row = await _offered(session, host, port, fingerprint)
             if row is None:
                 raise NotFound(f"{host}:{port} never offered a key with fingerprint {fingerprint}")
             await session.exec(
@@ -134,3 +119,15 @@ class HostKeyStore:
             query = query.where(col(HostKey.host) == host)
         async with self._db.session() as session:
             return list(await session.exec(query))
+
+
+async def _offered(session: AsyncSession, host: str, port: int, fingerprint: str) -> HostKey | None:
+    return (
+        await session.exec(
+            select(HostKey).where(
+                col(HostKey.host) == host,
+                col(HostKey.port) == port,
+                col(HostKey.fingerprint) == fingerprint,
+            )
+        )
+    ).first()
