@@ -76,7 +76,7 @@ def scheduler_plugin(name: str) -> dict[str, str]:
             "from corral_sdk.plugin import SchedulerRecord, hookimpl\n\n"
             "@hookimpl\n"
             "def corral_register_schedulers():\n"
-            f"    return [SchedulerRecord(name='slurm', factory='{module}.plugin:Scheduler')]\n\n"
+            f"    return [SchedulerRecord(name='lsf', factory='{module}.plugin:Scheduler')]\n\n"
             "class Scheduler:\n    pass\n"
         ),
     }

@@ -156,14 +156,14 @@ def test_two_plugins_registering_one_scheduler_name_are_refused(
     target = tmp_path / "site"
     install_distribution(
         target,
-        "corral-slurm-one",
+        "corral-lsf-one",
         "1.0",
         scheduler_plugin("one"),
         entry_points="[corral.plugins]\none = corral_one.plugin\n",
     )
     install_distribution(
         target,
-        "corral-slurm-two",
+        "corral-lsf-two",
         "1.0",
         scheduler_plugin("two"),
         entry_points="[corral.plugins]\ntwo = corral_two.plugin\n",
@@ -172,8 +172,8 @@ def test_two_plugins_registering_one_scheduler_name_are_refused(
     assert proc.wait(timeout=60) == 1
     output = proc.output()
     assert (
-        "scheduler 'slurm' is registered twice: by corral-slurm-one (plugin one) "
-        "and by corral-slurm-two (plugin two)"
+        "scheduler 'lsf' is registered twice: by corral-lsf-one (plugin one) "
+        "and by corral-lsf-two (plugin two)"
     ) in output
 
 
