@@ -118,6 +118,7 @@ def run() -> list[Figure]:
     lab = SlurmLab.up()
     with tempfile.TemporaryDirectory(prefix="corral-bench-jobs-") as tmp_name:
         tmp = Path(tmp_name)
+        (tmp / "server").mkdir()
         with contextlib.ExitStack() as stack:
             server = stack.enter_context(
                 contextlib.contextmanager(lab_server)(
