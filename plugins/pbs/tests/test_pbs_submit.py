@@ -1,10 +1,16 @@
-"""Submitting: the qsub command line, the uploaded script, and what PBS cannot express."""
+"""Submitting: the one command that writes the script, runs qsub and removes the script; the
+script it sends; and what PBS cannot express."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 import shlex
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +20,7 @@ from corral_pbs.submit import interpreter_family, job_name, job_script, qsub_opt
 from corral_sdk.errors import Invalid, ProviderError
 from corral_sdk.providers.scheduler import JobSpec
 from corral_sdk.testing import TranscriptRunner
+from corral_sdk.transport import CommandResult
 
 SCRIPT = '#!/bin/bash\n#PBS -l filesystems=home\n\n# the work\nsrun ./app "$1"\n'
 HOSTILE = "x'; rm -rf ~ #$(id)`id`"
@@ -54,6 +61,45 @@ def prepare(job: JobSpec) -> None:
     job_script(job)
 
 
+WRITE_SCRIPT = (
+    '{ [ -d "$1" ] || mkdir -p -- "$1"; } && umask 077 && cat > "$2" '
+    '|| { rm -f -- "$2" 2>/dev/null; echo "corral: cannot write the job script" >&2; exit 1; }'
+)
+"""What writes the script, in ``sh``: directory and path are its arguments."""
+WORD = r"(?:\"\$HOME\"/)?(?:'[^']*'|[^\s';]+)"
+SUBMISSION = re.compile(
+    re.escape(f"sh -c {shlex.quote(WRITE_SCRIPT)} sh ")
+    + rf"(?P<directory>{WORD}) (?P<path>{WORD}) && (?P<qsub>.*) (?P=path); "
+    + r"qsub_status=\$\?; rm -f -- (?P=path); exit \$qsub_status",
+    re.DOTALL,
+)
+
+
+@dataclass
+class Submission:
+    """One submission command taken apart."""
+
+    directory: str
+    path: str
+    """The script's path as the command gives it (``"$HOME"/.corral/jobs/...``)."""
+    qsub: str
+    """``[cd <dir> && ][prefix ]qsub <options>``, the script's path left out."""
+    script: str
+    """The command's standard input: the script written to ``path``."""
+
+
+def submission(runner: TranscriptRunner) -> Submission:
+    """The one call a submission made: nothing is uploaded on its own."""
+    (call,) = runner.calls
+    assert call.kind == "run", "one command, no separate upload"
+    match = SUBMISSION.fullmatch(call.command)
+    assert match is not None, call.command
+    assert call.input is not None
+    return Submission(
+        directory=match["directory"], path=match["path"], qsub=match["qsub"], script=call.input
+    )
+
+
 async def submit(job: JobSpec, config: PBSConfig | None = None) -> TranscriptRunner:
     runner = TranscriptRunner(target="pbs-login")
     runner.expect(match=r".*qsub .*", stdout="1234.pbs01\n")
@@ -68,18 +114,20 @@ async def test_full_job_spec_command_line() -> None:
         full_spec(gpus_per_node="a100:2"), PBSConfig(gpu_type_resource="gpu_type")
     )
     [command] = runner.commands
-    [path] = runner.written
-    assert re.fullmatch(r"\.corral/jobs/corral-[0-9a-f]{12}\.pbs", path)
-    script_word = f'"$HOME"/{path}'
+    sent = submission(runner)
+    assert re.fullmatch(r'"\$HOME"/\.corral/jobs/corral-[0-9a-f]{12}\.pbs', sent.path)
+    script_word = sent.path
     assert command == (
+        f"sh -c '{WRITE_SCRIPT}' sh \"$HOME\"/.corral/jobs {script_word} && "
         "cd -- '/scratch/my dir' && qsub -N my_job_s_run -q debug-scaling "
         "-A 'x'\"'\"'; rm -rf ~ #$(id)`id`' "
         "-l select=2:ncpus=8:mpiprocs=4:ompthreads=2:mem=1024mb:ngpus=2:gpu_type=a100 "
         "-l walltime=36:01:01 -l place=excl -o 'logs/out $USER.txt' -e \"$HOME\"/err.txt "
         "-J 0-99:10%5 -W 'depend=afterok:4683812.aurora-pbs-0001:0[].725ccdf1a5fb' -h -m bea "
         "-M ada@example.org -l filesystems=home:eagle -r y -V "
-        f"{script_word} && rm -f -- {script_word}"
+        f"{script_word}; qsub_status=$?; rm -f -- {script_word}; exit $qsub_status"
     )
+    assert runner.written == {}, "nothing is uploaded apart from the command"
 
 
 @pytest.mark.anyio
@@ -90,13 +138,13 @@ async def test_hostile_values_stay_single_words() -> None:
     assert words[words.index("-o") + 1] == "logs/out $USER.txt"
     assert "rm" in words  # only the clean-up after qsub: the hostile rm stayed inside -A
     assert words.count("rm") == 1
+    assert words[:3] == ["sh", "-c", WRITE_SCRIPT], "the write's logic is one quoted word"
 
 
 @pytest.mark.anyio
 async def test_script_keeps_directives_before_corral_lines() -> None:
     runner = await submit(full_spec(), PBSConfig(gpu_type_resource="gpu_type"))
-    [data] = runner.written.values()
-    assert data.decode() == (
+    assert submission(runner).script == (
         "#!/bin/bash\n"
         "#PBS -W umask=022\n"
         "#PBS -l filesystems=home\n"
@@ -113,13 +161,19 @@ async def test_script_keeps_directives_before_corral_lines() -> None:
 
 
 @pytest.mark.anyio
-async def test_minimal_job_has_no_options_and_is_put_privately() -> None:
+async def test_minimal_job_has_no_options_and_is_written_privately() -> None:
     runner = TranscriptRunner(target="pbs-login")
-    runner.expect(match=r"qsub \S+ && rm -f -- \S+", stdout="4683812.aurora-pbs-0001\n")
+    runner.expect(
+        match=r"sh -c .*umask 077 .* && qsub \S+; qsub_status=.*",
+        input=r"\A#!/bin/sh\ntrue\n\Z",
+        stdout="4683812.aurora-pbs-0001\n",
+    )
     job = await PBS(runner).submit(JobSpec(script="#!/bin/sh\ntrue\n"))
     assert job.job_id == "4683812.aurora-pbs-0001"
-    [call] = [c for c in runner.calls if c.kind == "put"]
-    assert call.data == b"#!/bin/sh\ntrue\n"
+    sent = submission(runner)
+    assert sent.qsub == "qsub"
+    assert sent.directory == '"$HOME"/.corral/jobs'
+    assert sent.script == "#!/bin/sh\ntrue\n"
     runner.assert_all_used()
 
 
@@ -150,7 +204,7 @@ async def test_rejected_submission_carries_qsubs_message(
 async def test_an_id_on_stdout_is_a_submitted_job_even_if_clean_up_failed() -> None:
     runner = TranscriptRunner(target="pbs-login")
     runner.expect(
-        match=r"qsub .*",
+        match=r".* qsub .*",
         stdout="4683812.aurora-pbs-0001\n",
         stderr="rm: cannot remove 'x.pbs': Permission denied\n",
         exit_status=1,
@@ -162,7 +216,7 @@ async def test_an_id_on_stdout_is_a_submitted_job_even_if_clean_up_failed() -> N
 @pytest.mark.anyio
 async def test_output_that_is_not_an_id_is_an_error() -> None:
     runner = TranscriptRunner(target="pbs-login")
-    runner.expect(match=r"qsub .*", stdout="Job submitted\n")
+    runner.expect(match=r".* qsub .*", stdout="Job submitted\n")
     with pytest.raises(ProviderError) as caught:
         await PBS(runner).submit(JobSpec(script="#!/bin/sh\ntrue\n"))
     assert caught.value.reason == "unreadable-output"
@@ -177,11 +231,53 @@ async def test_default_queue_bin_dir_and_prefix_from_config() -> None:
         script_dir="/scratch/corral",
     )
     runner = await submit(JobSpec(script="#!/bin/bash\ntrue\n"), config)
-    assert re.fullmatch(
-        r"source /etc/profile\.d/pbs\.sh && /opt/pbs/bin/qsub -q workq "
-        r"/scratch/corral/corral-[0-9a-f]{12}\.pbs "
-        r"&& rm -f -- /scratch/corral/corral-[0-9a-f]{12}\.pbs",
-        runner.commands[0],
+    sent = submission(runner)
+    assert sent.directory == "/scratch/corral"
+    assert re.fullmatch(r"/scratch/corral/corral-[0-9a-f]{12}\.pbs", sent.path)
+    assert sent.qsub == "source /etc/profile.d/pbs.sh && /opt/pbs/bin/qsub -q workq"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("script_dir", "directory", "path"),
+    [
+        (
+            "~/corral jobs/",
+            "\"$HOME\"/'corral jobs'",
+            r"\"\$HOME\"/'corral jobs/corral-[0-9a-f]{12}\.pbs'",
+        ),
+        ("~", '"$HOME"', r'"\$HOME"/corral-[0-9a-f]{12}\.pbs'),
+        ("/", "/", r"/corral-[0-9a-f]{12}\.pbs"),
+    ],
+    ids=["tilde and space", "tilde", "root"],
+)
+async def test_script_paths_are_relative_to_the_login_directory(
+    script_dir: str, directory: str, path: str
+) -> None:
+    runner = await submit(JobSpec(script="#!/bin/sh\ntrue\n"), PBSConfig(script_dir=script_dir))
+    sent = submission(runner)
+    assert sent.directory == directory
+    assert re.fullmatch(path, sent.path), sent.path
+
+
+@pytest.mark.anyio
+async def test_a_script_that_cannot_be_written_says_so_and_names_the_path() -> None:
+    runner = TranscriptRunner(target="pbs-login")
+    runner.expect(
+        match=r".* qsub .*",
+        stderr="mkdir: cannot create directory '/scratch': Permission denied\n"
+        "corral: cannot write the job script\n",
+        exit_status=1,
+    )
+    with pytest.raises(ProviderError) as caught:
+        await PBS(runner, PBSConfig(script_dir="/scratch/corral")).submit(
+            JobSpec(script="#!/bin/sh\ntrue\n")
+        )
+    path = submission(runner).path
+    assert caught.value.reason == "write-failed"
+    assert caught.value.message == (
+        f"cannot write the job script {path} on pbs-login: "
+        "mkdir: cannot create directory '/scratch': Permission denied"
     )
 
 
@@ -289,3 +385,137 @@ def test_names_and_walltimes() -> None:
     assert len(job_name("x" * 300)) == 230
     assert walltime(59) == "00:00:59"
     assert walltime(100 * 3600) == "100:00:00"
+
+
+# --- the command in a real shell, with a stand-in qsub -----------------------------------------
+
+SHELLS = [shell for shell in ("sh", "bash") if shutil.which(shell)]
+
+FAKE_QSUB = """#!/bin/sh
+# records what it was given, as the real one would read it, and prints a job id
+for last; do :; done
+printf '%s\\n' "$@" > "$HOME/qsub-argv"
+pwd > "$HOME/qsub-cwd"
+find "$last" -perm 600 > "$HOME/qsub-private"
+cat -- "$last" > "$HOME/qsub-script" || exit 1
+echo 1234.pbs01
+"""
+
+
+class ShellRunner:
+    """Runs commands with a real ``shell`` in ``home`` (which is also ``$HOME``), with the
+    programs of ``bin_dir`` first on the ``PATH``: the shell semantics of the submission
+    command without PBS. Only ``run``, all that ``submit()`` uses; ``results`` keeps what each
+    command ended with."""
+
+    def __init__(self, shell: str, home: Path, bin_dir: Path) -> None:
+        self.shell = shell
+        self.home = home
+        self.bin_dir = bin_dir
+        self.target = f"{shell} in {home.name}"
+        self.results: list[CommandResult] = []
+
+    async def run(
+        self,
+        command: str,
+        *,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        check: bool = False,
+    ) -> CommandResult:
+        process = await asyncio.create_subprocess_exec(
+            self.shell,
+            "-c",
+            command,
+            cwd=self.home,
+            env={"PATH": f"{self.bin_dir}:{os.environ['PATH']}", "HOME": str(self.home)},
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        stdout, stderr = await asyncio.wait_for(
+            process.communicate(input.encode() if input is not None else None), 30
+        )
+        assert process.returncode is not None
+        result = CommandResult(
+            command=command,
+            exit_status=process.returncode,
+            stdout=stdout.decode(),
+            stderr=stderr.decode(),
+        )
+        self.results.append(result)
+        return result
+
+
+def shell_runner(shell: str, tmp_path: Path, qsub: str = FAKE_QSUB) -> ShellRunner:
+    home, bin_dir = tmp_path / "home", tmp_path / "bin"
+    home.mkdir()
+    bin_dir.mkdir()
+    (bin_dir / "qsub").write_text(qsub)
+    (bin_dir / "qsub").chmod(0o755)
+    return ShellRunner(shell, home, bin_dir)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("shell", SHELLS)
+async def test_one_command_writes_submits_and_removes_the_script(
+    shell: str, tmp_path: Path
+) -> None:
+    runner = shell_runner(shell, tmp_path)
+    work = tmp_path / "work dir"
+    work.mkdir()
+    job = JobSpec(
+        script='#!/bin/bash\necho "$GREETING" \\\n  `id` $(id) %s\n\techo tab\nno newline',
+        name="run",
+        account=HOSTILE,
+        working_directory=str(work),
+        env={"GREETING": HOSTILE + "\nline,2"},
+    )
+    submitted = await PBS(runner).submit(job)  # type: ignore[arg-type]
+    assert submitted.job_id == "1234.pbs01"
+    home = runner.home
+    argv = (home / "qsub-argv").read_text().splitlines()
+    assert argv[:4] == ["-N", "run", "-A", HOSTILE]
+    assert re.fullmatch(
+        rf"{re.escape(str(home))}/\.corral/jobs/corral-[0-9a-f]{{12}}\.pbs", argv[4]
+    )
+    assert (home / "qsub-cwd").read_text().strip() == str(work), "qsub ran in the job's directory"
+    assert (home / "qsub-script").read_text() == job_script(job), "qsub read the whole script"
+    assert (home / "qsub-private").read_text().strip() == argv[4], "mode 0600"
+    assert list((home / ".corral" / "jobs").iterdir()) == [], "removed once submitted"
+    assert runner.results[-1].exit_status == 0
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("shell", SHELLS)
+async def test_qsubs_refusal_keeps_its_status_and_message_and_removes_the_script(
+    shell: str, tmp_path: Path
+) -> None:
+    refusing = "#!/bin/sh\necho 'qsub: Unknown queue' >&2\nexit 170\n"
+    runner = shell_runner(shell, tmp_path, qsub=refusing)
+    with pytest.raises(ProviderError) as caught:
+        await PBS(runner).submit(JobSpec(script="#!/bin/sh\ntrue\n", partition="nosuchqueue"))  # type: ignore[arg-type]
+    assert caught.value.reason == "submit-rejected"
+    assert caught.value.message == "qsub: Unknown queue"
+    assert runner.results[-1].exit_status == 170, "qsub's own exit status"
+    assert list((runner.home / ".corral" / "jobs").iterdir()) == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("shell", SHELLS)
+async def test_a_failed_write_stops_before_qsub_and_names_the_path(
+    shell: str, tmp_path: Path
+) -> None:
+    runner = shell_runner(shell, tmp_path)
+    (runner.home / ".corral").write_text("a file where the directory should be\n")
+    with pytest.raises(ProviderError) as caught:
+        await PBS(runner).submit(JobSpec(script="#!/bin/sh\ntrue\n"))  # type: ignore[arg-type]
+    assert caught.value.reason == "write-failed"
+    assert re.match(
+        rf"cannot write the job script \.corral/jobs/corral-[0-9a-f]{{12}}\.pbs on {shell} in "
+        r"home: mkdir: .*\.corral.*",
+        caught.value.message,
+    ), caught.value.message
+    assert "corral: cannot write" not in caught.value.message
+    assert not (runner.home / "qsub-argv").exists(), "qsub did not run"

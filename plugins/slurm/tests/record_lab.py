@@ -8,8 +8,10 @@ long, nodes n1 and n2, no accounting daemon)::
 
 It drives the plugin itself through a runner that runs each command as ``alice`` on the
 lab's login host (``ctl``) from her home directory, as SSH would, and writes every command
-with what Slurm printed. The tests replay these files and check what the plugin made of them.
-Job ids and times differ with every recording; the tests read them from the files' headers.
+with what Slurm printed and, for a submission, a ``<`` line matching exactly the script the
+command got on its standard input. The tests replay these files and check what the plugin
+made of them. Job ids and times differ with every recording; the tests read them from the
+files' headers.
 """
 
 from __future__ import annotations
@@ -33,6 +35,20 @@ from corral_slurm.scheduler import Slurm
 HERE = Path(__file__).parent / "transcripts"
 SLURM_CONF = "/etc/corral-lab/slurm/slurm.conf"
 SCRIPT_PATH = re.compile(r"\\\.corral/jobs/[0-9a-f]{16}\\\.sbatch")
+
+
+def input_pattern(text: str) -> str:
+    """A transcript ``<`` line's regular expression matching exactly ``text`` (a job script),
+    on one line: line breaks and other unprintable characters as ``\\n``, ``\\xNN``."""
+    parts = []
+    for char in text:
+        if char.isprintable():
+            parts.append(re.escape(char))
+        elif char == "\n":
+            parts.append(r"\n")
+        else:
+            parts.append(f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+    return r"\A" + "".join(parts) + r"\Z"
 
 
 class LabRunner:
@@ -80,17 +96,19 @@ class LabRunner:
         check: bool = False,
     ) -> CommandResult:
         result = await self._exec(command, input.encode() if input is not None else None)
-        self._record(result)
+        self._record(result, input)
         return result
 
-    def _record(self, result: CommandResult) -> None:
-        if SCRIPT_PATH.search(re.escape(result.command)):
-            pattern = SCRIPT_PATH.sub(
-                r"\\.corral/jobs/[0-9a-f]{16}\\.sbatch", re.escape(result.command)
-            )
-            lines = [f"$~ {pattern}"]
+    def _record(self, result: CommandResult, input: str | None = None) -> None:
+        escaped = re.escape(result.command)
+        if SCRIPT_PATH.search(escaped):
+            # a submission: the random script path, the same wherever the command names it
+            pattern = SCRIPT_PATH.sub(r"(\\.corral/jobs/[0-9a-f]{16}\\.sbatch)", escaped, count=1)
+            lines = ["$~ " + SCRIPT_PATH.sub(r"\\1", pattern)]
         else:
             lines = [f"$ {result.command}"]
+        if input is not None:
+            lines.append(f"< {input_pattern(input)}")
         stdout = result.stdout
         if stdout.lstrip().startswith("{"):
             # squeue --json pretty-prints 300 lines a job: keep the document, on one line

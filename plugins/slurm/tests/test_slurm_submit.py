@@ -1,9 +1,17 @@
-"""Submitting: the sbatch command line, the script file, and what sbatch refuses."""
+"""Submitting: the one command that writes the script and runs sbatch, the script it sends,
+and what sbatch refuses."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 import shlex
+import shutil
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -12,12 +20,54 @@ from slurm_transcripts import transcript
 from corral_sdk.errors import Invalid, ProviderError
 from corral_sdk.providers.scheduler import JobSpec
 from corral_sdk.testing import TranscriptRunner
+from corral_sdk.transport import CommandResult
 from corral_slurm.config import SlurmConfig
 from corral_slurm.scheduler import Slurm
 
 pytestmark = pytest.mark.anyio
 
 SCRIPT_PATH = re.compile(r"^\.corral/jobs/[0-9a-f]{16}\.sbatch$")
+WRITE_SCRIPT = (
+    '{ [ -d "$1" ] || mkdir -p -- "$1"; } && umask 077 && cat > "$2" && chmod 700 -- "$2" '
+    '|| { rm -f -- "$2" 2>/dev/null; echo "corral: cannot write the job script" >&2; exit 1; }'
+)
+"""What writes the script, in ``sh`` whatever the login shell: directory and path are its
+arguments."""
+WRITE = re.compile(
+    re.escape(f"sh -c {shlex.quote(WRITE_SCRIPT)} sh ")
+    + r"(?P<directory>'[^']*'|\S+) (?P<path>'[^']*'|\S+) && (?P<rest>.*)",
+    re.DOTALL,
+)
+
+
+@dataclass
+class Submission:
+    """One submission command taken apart."""
+
+    directory: str
+    path: str
+    rest: str
+    """What runs once the script is written: ``[prefix && ]sbatch ...``."""
+    script: str
+    """The command's standard input: the script written to ``path``."""
+
+    @property
+    def argv(self) -> list[str]:
+        return shlex.split(self.rest)
+
+
+def submission(runner: TranscriptRunner) -> Submission:
+    """The one call a submission made: a command that writes the script from its standard
+    input, then runs sbatch (nothing is uploaded on its own)."""
+    (call,) = runner.calls
+    assert call.kind == "run", "one command, no separate upload"
+    match = WRITE.fullmatch(call.command)
+    assert match is not None, call.command
+    assert call.input is not None
+    (directory,) = shlex.split(match["directory"])
+    (path,) = shlex.split(match["path"])
+    return Submission(directory=directory, path=path, rest=match["rest"], script=call.input)
+
 
 FULL = JobSpec(
     script="#!/bin/bash\n#SBATCH --comment=mine\nsrun hostname\n",
@@ -54,8 +104,7 @@ def sbatch_runner(stdout: str = "4242\n", **kwargs: object) -> TranscriptRunner:
 async def submitted_argv(job: JobSpec, config: SlurmConfig | None = None) -> list[str]:
     runner = sbatch_runner()
     await Slurm(runner, config).submit(job)
-    (command,) = runner.commands
-    return shlex.split(command)
+    return submission(runner).argv
 
 
 async def test_full_job_spec_command_line_and_script() -> None:
@@ -63,9 +112,11 @@ async def test_full_job_spec_command_line_and_script() -> None:
     submitted = await Slurm(runner, None).submit(FULL)
     assert submitted.job_id == "4242"
     (command,) = runner.commands
-    (path,) = runner.written
+    sent = submission(runner)
+    path = sent.path
     assert SCRIPT_PATH.match(path), path
     assert command == (
+        f"sh -c '{WRITE_SCRIPT}' sh .corral/jobs {path} && "
         "env 'GREETING=a,b c' OMP_NUM_THREADS=2 sbatch --parsable '--job-name=my job' "
         "--partition=gpu --account=proj-1 --qos=high --nodes=2 --ntasks=8 "
         "--ntasks-per-node=4 --cpus-per-task=2 --gpus-per-node=a100:2 --mem=16000M "
@@ -74,9 +125,10 @@ async def test_full_job_spec_command_line_and_script() -> None:
         "--dependency=afterok:100:101_3 --hold --exclusive --mail-type=BEGIN,END "
         f"--mail-user=alice@example.org --constraint=ib --requeue {path}"
     )
-    assert runner.written[path] == (
-        b"#!/bin/bash\n#SBATCH --licenses=matlab\n#SBATCH --comment=mine\nsrun hostname\n"
+    assert sent.script == (
+        "#!/bin/bash\n#SBATCH --licenses=matlab\n#SBATCH --comment=mine\nsrun hostname\n"
     )
+    assert runner.written == {}, "nothing is uploaded apart from the command"
 
 
 async def test_minimal_job_is_just_the_script() -> None:
@@ -89,7 +141,7 @@ async def test_script_gets_a_final_newline_and_headers_after_the_shebang() -> No
     runner = sbatch_runner()
     job = JobSpec(script="#!/bin/sh\necho hi", script_headers="#SBATCH -N 1\n#SBATCH -n 2")
     await Slurm(runner, None).submit(job)
-    assert list(runner.written.values()) == [b"#!/bin/sh\n#SBATCH -N 1\n#SBATCH -n 2\necho hi\n"]
+    assert submission(runner).script == "#!/bin/sh\n#SBATCH -N 1\n#SBATCH -n 2\necho hi\n"
 
 
 HOSTILE = 'it\'s a "job" $(touch /tmp/pwned) `id` ;|& \\ $HOME\ttab'
@@ -121,7 +173,7 @@ async def test_hostile_values_do_not_escape_quoting_in_the_command_text() -> Non
     await Slurm(runner, None).submit(
         JobSpec(script="#!/bin/bash\ntrue\n", name="$(id)", env={"X": "`id`"})
     )
-    (command,) = runner.commands
+    command = submission(runner).rest
     # every $ and ` sits inside single quotes, where no shell expands anything
     assert "'--job-name=$(id)'" in command
     assert "'X=`id`'" in command
@@ -179,9 +231,10 @@ async def test_cluster_options_come_first_and_the_jobs_win() -> None:
     await Slurm(runner, config).submit(
         JobSpec(script="#!/bin/sh\ntrue\n", partition="gpu", flags={"constraint": "nvme"})
     )
-    (command,) = runner.commands
-    prefix, _, rest = command.partition(" && ")
-    assert prefix == "module load slurm"
+    sent = submission(runner)
+    assert sent.directory == "/scratch/corral"
+    prefix, _, rest = sent.rest.partition(" && ")
+    assert prefix == "module load slurm", "the prefix runs once the script is written"
     argv = shlex.split(rest)
     assert argv[:-1] == [
         "sbatch",
@@ -192,14 +245,70 @@ async def test_cluster_options_come_first_and_the_jobs_win() -> None:
         "--constraint=nvme",
     ], "an empty setting is a flag; the job's partition and constraint win"
     assert re.fullmatch(r"/scratch/corral/[0-9a-f]{16}\.sbatch", argv[-1])
+    assert argv[-1] == sent.path
 
 
 async def test_every_job_gets_its_own_script_file() -> None:
-    runner = TranscriptRunner().expect(match=r"sbatch .*", stdout="1\n", times=None)
+    runner = TranscriptRunner().expect(match=r".* sbatch .*", stdout="1\n", times=None)
     slurm = Slurm(runner, None)
     for _ in range(3):
         await slurm.submit(JobSpec(script="#!/bin/sh\ntrue\n"))
-    assert len({call.command for call in runner.calls if call.kind == "put"}) == 3
+    paths = set()
+    for command in runner.commands:
+        match = WRITE.fullmatch(command)
+        assert match is not None, command
+        paths.add(match["path"])
+    assert len(paths) == 3
+    assert [call.kind for call in runner.calls] == ["run"] * 3, "one round trip per job"
+
+
+@pytest.mark.parametrize(
+    ("script_dir", "directory", "path"),
+    [
+        ("~/corral jobs/", "corral jobs", r"corral jobs/[0-9a-f]{16}\.sbatch"),
+        ("~", ".", r"[0-9a-f]{16}\.sbatch"),
+        ("/", "/", r"/[0-9a-f]{16}\.sbatch"),
+        ("-jobs", "./-jobs", r"\./-jobs/[0-9a-f]{16}\.sbatch"),
+    ],
+)
+async def test_script_paths_are_relative_to_the_login_directory(
+    script_dir: str, directory: str, path: str
+) -> None:
+    runner = sbatch_runner()
+    await Slurm(runner, SlurmConfig(script_dir=script_dir)).submit(_spec())
+    sent = submission(runner)
+    assert sent.directory == directory
+    assert re.fullmatch(path, sent.path), sent.path
+    assert sent.argv[-1] == sent.path, "sbatch is given the path the script was written to"
+
+
+async def test_a_script_that_cannot_be_written_says_so_and_names_the_path() -> None:
+    runner = sbatch_runner(
+        stderr="mkdir: cannot create directory '/scratch': Permission denied\n"
+        "corral: cannot write the job script\n",
+        exit_status=1,
+    )
+    config = SlurmConfig(script_dir="/scratch/corral")
+    with pytest.raises(ProviderError) as info:
+        await Slurm(runner, config).submit(_spec())
+    path = submission(runner).path
+    assert info.value.reason == "write-failed"
+    assert info.value.message == (
+        f"cannot write the job script {path} on transcript: "
+        "mkdir: cannot create directory '/scratch': Permission denied"
+    )
+
+
+async def test_sbatch_refusing_the_job_is_not_a_write_failure() -> None:
+    runner = sbatch_runner(
+        stdout="",
+        stderr="sbatch: error: Batch job submission failed: Invalid account\n",
+        exit_status=1,
+    )
+    with pytest.raises(ProviderError) as info:
+        await Slurm(runner, None).submit(_spec(account="nope"))
+    assert info.value.message == "sbatch: error: Batch job submission failed: Invalid account"
+    assert info.value.reason == "provider-error"
 
 
 def _spec(**changes: object) -> JobSpec:
@@ -248,3 +357,131 @@ async def test_invalid_options_name_the_field(changes: dict[str, object], field:
 async def test_time_limit_is_days_hours_minutes_seconds(seconds: int, expected: str) -> None:
     argv = await submitted_argv(_spec(time_limit_seconds=seconds))
     assert f"--time={expected}" in argv
+
+
+# --- the command in a real shell, with a stand-in sbatch ---------------------------------------
+
+SHELLS = [shell for shell in ("sh", "bash") if shutil.which(shell)]
+
+FAKE_SBATCH = """#!/bin/sh
+# records what it was given, as the real one would read it, and prints a job id
+for last; do :; done
+printf '%s\\n' "$@" > "$HOME/sbatch-argv"
+printf '%s' "$GREETING" > "$HOME/sbatch-greeting"
+cat -- "$last" > "$HOME/sbatch-script" || exit 1
+echo 4242
+"""
+
+
+class ShellRunner:
+    """Runs commands with a real ``shell`` in ``home`` (which is also ``$HOME``), with the
+    programs of ``bin_dir`` first on the ``PATH``: the shell semantics of the submission
+    command without Slurm. Only ``run``, all that ``submit()`` uses."""
+
+    def __init__(self, shell: str, home: Path, bin_dir: Path) -> None:
+        self.shell = shell
+        self.home = home
+        self.bin_dir = bin_dir
+        self.target = f"{shell} in {home.name}"
+
+    async def run(
+        self,
+        command: str,
+        *,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        check: bool = False,
+    ) -> CommandResult:
+        process = await asyncio.create_subprocess_exec(
+            self.shell,
+            "-c",
+            command,
+            cwd=self.home,
+            env={"PATH": f"{self.bin_dir}:{os.environ['PATH']}", "HOME": str(self.home)},
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        stdout, stderr = await asyncio.wait_for(
+            process.communicate(input.encode() if input is not None else None), 30
+        )
+        assert process.returncode is not None
+        return CommandResult(
+            command=command,
+            exit_status=process.returncode,
+            stdout=stdout.decode(),
+            stderr=stderr.decode(),
+        )
+
+
+def shell_runner(shell: str, tmp_path: Path, sbatch: str = FAKE_SBATCH) -> ShellRunner:
+    home, bin_dir = tmp_path / "home", tmp_path / "bin"
+    home.mkdir()
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(sbatch)
+    (bin_dir / "sbatch").chmod(0o755)
+    return ShellRunner(shell, home, bin_dir)
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+async def test_one_command_writes_the_script_and_sbatch_reads_it(
+    shell: str, tmp_path: Path
+) -> None:
+    runner = shell_runner(shell, tmp_path)
+    script = "#!/bin/bash\necho \"$GREETING\" \\\n  `id` $(id) 'quoted' %s\n\techo tab\nno newline"
+    job = JobSpec(script=script, name=HOSTILE, env={"GREETING": HOSTILE + "\nline,2"})
+    submitted = await Slurm(runner, None).submit(job)  # type: ignore[arg-type]
+    assert submitted.job_id == "4242"
+    home = runner.home
+    (written,) = (home / ".corral" / "jobs").iterdir()
+    assert re.fullmatch(r"[0-9a-f]{16}\.sbatch", written.name)
+    assert written.read_text() == script + "\n", "the script, byte for byte, with a final newline"
+    assert stat.S_IMODE(written.stat().st_mode) == 0o700
+    assert (home / "sbatch-script").read_text() == script + "\n", "sbatch read the whole script"
+    assert (home / "sbatch-argv").read_text().splitlines() == [
+        "--parsable",
+        f"--job-name={HOSTILE}",
+        "--export=ALL,GREETING",
+        f".corral/jobs/{written.name}",
+    ]
+    assert (home / "sbatch-greeting").read_text() == HOSTILE + "\nline,2"
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+async def test_a_failed_write_stops_before_sbatch_and_names_the_path(
+    shell: str, tmp_path: Path
+) -> None:
+    runner = shell_runner(shell, tmp_path)
+    (runner.home / "blocker").write_text("a file where the directory should be\n")
+    config = SlurmConfig(script_dir="blocker/jobs")
+    with pytest.raises(ProviderError) as info:
+        await Slurm(runner, config).submit(_spec())  # type: ignore[arg-type]
+    assert info.value.reason == "write-failed"
+    assert re.match(
+        rf"cannot write the job script blocker/jobs/[0-9a-f]{{16}}\.sbatch on {shell} in home: "
+        r"mkdir: .*blocker.*",
+        info.value.message,
+    ), info.value.message
+    assert "corral: cannot write" not in info.value.message
+    assert not (runner.home / "sbatch-argv").exists(), "sbatch did not run"
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+async def test_sbatchs_refusal_reaches_the_user_as_it_said_it(shell: str, tmp_path: Path) -> None:
+    refusing = (
+        "#!/bin/sh\n"
+        "echo 'sbatch: error: Batch job submission failed: Invalid account or account/partition "
+        "combination specified' >&2\n"
+        "exit 1\n"
+    )
+    runner = shell_runner(shell, tmp_path, sbatch=refusing)
+    with pytest.raises(ProviderError) as info:
+        await Slurm(runner, None).submit(_spec(account="nope"))  # type: ignore[arg-type]
+    assert info.value.reason == "provider-error"
+    assert info.value.message == (
+        "sbatch: error: Batch job submission failed: Invalid account or account/partition "
+        "combination specified"
+    )
+    (written,) = (runner.home / ".corral" / "jobs").iterdir()
+    assert written.read_text() == "#!/bin/sh\ntrue\n", "the script is kept, as always"

@@ -16,8 +16,9 @@ class PBSConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only
     cluster without settings works with a stock installation."""
 
     script_dir: str = ".corral/jobs"
-    """Where job scripts are uploaded before ``qsub``, relative to the login directory (or
-    absolute). qsub copies the script into the job, so each file is removed once accepted."""
+    """Where job scripts are written before ``qsub``, relative to the login directory (or
+    absolute). qsub copies the script into the job, so each file is removed right after qsub,
+    in the same command, whether qsub accepted the job or not."""
     default_queue: str | None = None
     """The queue (``-q``) of jobs that name none; ``None`` leaves it to the server's
     ``default_queue``."""

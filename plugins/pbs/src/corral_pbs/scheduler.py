@@ -30,7 +30,13 @@ from corral_pbs.parse import (
     parse_size_mb,
     parse_time,
 )
-from corral_pbs.submit import job_script, qsub_options, shell_path
+from corral_pbs.submit import (
+    WRITE_FAILED,
+    job_script,
+    qsub_options,
+    shell_path,
+    write_script_command,
+)
 from corral_sdk.errors import Conflict, NotFound, ProviderError
 from corral_sdk.providers.scheduler import (
     AccountingRecord,
@@ -96,22 +102,37 @@ class PBS(SchedulerBase):
     # --- submit ----------------------------------------------------------------------------------
 
     async def submit(self, job: JobSpec) -> SubmittedJob:
+        """One command, so one round trip: it writes the script (its standard input) to
+        ``<script_dir>/corral-<random>.pbs``, runs qsub on it and removes it, whatever qsub
+        said, leaving qsub's output and exit status as the command's."""
         options = qsub_options(job, self.config)
         script = job_script(job)
         path = f"{self.config.script_dir.rstrip('/')}/corral-{secrets.token_hex(6)}.pbs"
-        await self.runner.put(script.encode(), path, mode=0o600)
         script_word = shell_path(path)
         qsub = self._command("qsub", *options, script_word)
-        command = f"{qsub} && rm -f -- {script_word}"
         if job.working_directory is not None:
             # relative -o/-e paths and PBS_O_WORKDIR are those of qsub's directory
-            command = f"cd -- {shell_path(job.working_directory)} && {command}"
-        result = await self._run(command)
+            qsub = f"cd -- {shell_path(job.working_directory)} && {qsub}"
+        command = (
+            f"{write_script_command(path)} && {qsub}; qsub_status=$?; "
+            f"rm -f -- {script_word}; exit $qsub_status"
+        )
+        result = await self.runner.run(command, input=script, timeout=self.config.command_timeout)
         lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
         # an id on stdout means the job exists, whatever the clean-up's exit status: raising
         # then would invite a second submission
         if lines and _JOB_ID.match(lines[-1]):
             return SubmittedJob(job_id=lines[-1], message=result.stdout.strip())
+        errors = [line.strip() for line in result.stderr.splitlines()]
+        if not result.ok and WRITE_FAILED in errors:
+            # qsub did not run: what remains is what mkdir, the shell or chmod said
+            said = "; ".join(line for line in errors if line and line != WRITE_FAILED)
+            raise ProviderError(
+                f"cannot write the job script {path} on {self.runner.target}"
+                + (f": {said}" if said else ""),
+                reason="write-failed",
+                log_message=f"writing {path} on {self.runner.target} failed: {said}",
+            )
         if not result.ok or not lines:
             raise self._failure(result, "qsub", reason="submit-rejected")
         raise ProviderError(

@@ -20,13 +20,24 @@ from corral_sdk.errors import Invalid
 from corral_sdk.providers.scheduler import JobSpec
 
 __all__ = [
+    "SCRIPT_MODE",
+    "WRITE_FAILED",
     "interpreter_family",
     "job_name",
     "job_script",
     "qsub_options",
     "shell_path",
     "walltime",
+    "write_script_command",
 ]
+
+SCRIPT_MODE = 0o600
+"""The mode of a job script, which may hold the job's environment: what ``umask 077`` gives
+the file ``cat`` creates."""
+
+WRITE_FAILED = "corral: cannot write the job script"
+"""The line the submission command prints on standard error when writing the script failed,
+in which case qsub did not run."""
 
 NAME_MAX = 230  # PBS_MAXJOBNAME in OpenPBS's pbs_ifl.h
 _NAME_BAD = re.compile(r"[^A-Za-z0-9_+.-]")  # check_job_name(): alphanumerics and - _ + .
@@ -49,6 +60,22 @@ def shell_path(path: str) -> str:
     if path.startswith("/"):
         return shlex.quote(path)
     return '"$HOME"/' + shlex.quote(path)
+
+
+def write_script_command(path: str) -> str:
+    """The command that writes its standard input to ``path``, creating the directory when it
+    is missing. The file is created by ``cat`` under ``umask 077``, which gives a new file
+    exactly :data:`SCRIPT_MODE` (the name is random, so the file is new): no ``chmod`` to run.
+    The logic runs in ``sh``; when a step fails it removes what it wrote, prints
+    :data:`WRITE_FAILED` to standard error after the step's own message, and exits 1, so a
+    following ``&& qsub`` runs on complete scripts only. ``path`` is taken from ``$HOME`` as
+    :func:`shell_path` says."""
+    script = (
+        '{ [ -d "$1" ] || mkdir -p -- "$1"; } && umask 077 && cat > "$2" '
+        f'|| {{ rm -f -- "$2" 2>/dev/null; echo "{WRITE_FAILED}" >&2; exit 1; }}'
+    )
+    directory = posixpath.dirname(path) or "."
+    return f"sh -c {shlex.quote(script)} sh {shell_path(directory)} {shell_path(path)}"
 
 
 def walltime(seconds: int) -> str:
@@ -87,7 +114,7 @@ def interpreter_family(script: str) -> str:
 
 
 def job_script(job: JobSpec) -> str:
-    """The script to upload: ``script_headers`` after the ``#!`` line, then the script's own
+    """The script to submit: ``script_headers`` after the ``#!`` line, then the script's own
     directives, then the environment and ``cd`` lines, then the rest."""
     family = interpreter_family(job.script)
     lines = job.script.splitlines()

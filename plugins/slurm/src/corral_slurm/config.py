@@ -31,8 +31,8 @@ class SlurmConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
 
     script_dir: str = ".corral/jobs"
     """Where submitted job scripts are written, one file per job; a relative path is relative
-    to the user's home directory (where SSH commands start). Scripts are kept, so the
-    ``Command=`` Slurm records for a job still points at what ran."""
+    to the user's home directory (where SSH commands start; ``~/`` means the same). Scripts
+    are kept, so the ``Command=`` Slurm records for a job still points at what ran."""
     status_format: StatusFormat = "auto"
     """How ``squeue`` is read. ``text``: a ``--format`` string, on every Slurm version.
     ``json``: ``squeue --json`` (Slurm 21.08+; before 24.05.1 it ignores ``--jobs`` and lists
