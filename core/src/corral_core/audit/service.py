@@ -44,6 +44,6 @@ class AuditLog:
         )
         async with self._db.session() as session:
             session.add(row)
+            await session.flush()  # assigns the id; sessions keep attributes after commit
             await session.commit()
-            await session.refresh(row)
         return row

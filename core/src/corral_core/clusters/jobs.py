@@ -141,8 +141,8 @@ class JobService:
                 actor=principal.username,
                 data={"job_id": submitted.job_id, "cluster": ref.uri, "user": principal.username},
             )
+            await session.flush()  # assigns the ids; attributes survive the commit
             await session.commit()
-            await session.refresh(row)
         assert event.id is not None
         await self.events.announce(event.id)
         if not polling:  # the cluster's reconcile polls while it has unfinished jobs
