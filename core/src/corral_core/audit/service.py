@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlmodel import Session
+
 from corral_core.audit.models import AuditRecord
 from corral_core.db import Database
 
@@ -42,8 +44,10 @@ class AuditLog:
             outcome=outcome,
             detail=detail or {},
         )
-        async with self._db.session() as session:
+
+        def insert(session: Session) -> AuditRecord:
             session.add(row)
-            await session.flush()  # assigns the id; sessions keep attributes after commit
-            await session.commit()
-        return row
+            session.flush()  # assigns the id; the row keeps its attributes after the commit
+            return row
+
+        return await self._db.transaction(insert)

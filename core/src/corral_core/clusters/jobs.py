@@ -17,11 +17,12 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import func
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from corral_core.clusters.models import ClusterJob
 from corral_core.clusters.service import ClusterService
 from corral_core.db import utcnow
+from corral_core.events.models import EventRecord
 from corral_core.identity.names import ResourceRef
 from corral_core.identity.roles import Principal
 from corral_core.resources.access import OWNER
@@ -123,15 +124,17 @@ class JobService:
             output_path=output_path,
             spec={k: v for k, v in msgspec.to_builtins(spec).items() if k != "script"},
         )
-        async with self.db.session() as session:
+
+        def record(session: Session) -> tuple[bool, EventRecord]:
             polling = (
-                await session.exec(
+                session.exec(
                     select(ClusterJob.id)
                     .where(col(ClusterJob.resource_id) == resource.id)
                     .where(col(ClusterJob.finished).is_(False))
                     .limit(1)
-                )
-            ).first() is not None
+                ).first()
+                is not None
+            )
             session.add(row)
             event = self.events.add(
                 session,
@@ -141,8 +144,10 @@ class JobService:
                 actor=principal.username,
                 data={"job_id": submitted.job_id, "cluster": ref.uri, "user": principal.username},
             )
-            await session.flush()  # assigns the ids; attributes survive the commit
-            await session.commit()
+            session.flush()  # assigns the ids; the rows keep their attributes after the commit
+            return polling, event
+
+        polling, event = await self.db.transaction(record)
         assert event.id is not None
         await self.events.announce(event.id)
         if not polling:  # the cluster's reconcile polls while it has unfinished jobs

@@ -13,7 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from corral_core.db import Database
@@ -127,7 +127,7 @@ class EventLog:
 
     @staticmethod
     def add(
-        session: AsyncSession,
+        session: AsyncSession | Session,
         type: str,
         *,
         subject: str = "",

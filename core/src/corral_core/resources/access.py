@@ -66,15 +66,13 @@ class ResourceAccess:
             return list(rows), total
 
     async def get(self, principal: Principal, ref: ResourceRef) -> Resource:
-        async with self._db.session() as session:
-            row = (
-                await session.exec(
-                    select(Resource)
-                    .where(col(Resource.owner) == ref.owner)
-                    .where(col(Resource.name) == ref.name)
-                    .where(self._visible(principal))
-                )
-            ).first()
+        query = (
+            select(Resource)
+            .where(col(Resource.owner) == ref.owner)
+            .where(col(Resource.name) == ref.name)
+            .where(self._visible(principal))
+        )
+        row = await self._db.transaction(lambda session: session.exec(query).first())
         if row is None:
             raise NotFound(f"not found: {ref.uri}", reason="resource-not-found")
         return row
@@ -86,14 +84,12 @@ class ResourceAccess:
         if resource.org == principal.org and principal.has():
             return OWNER
         levels = self._kernel.resource_kind(resource.kind).share_levels
-        async with self._db.session() as session:
-            granted = list(
-                await session.exec(
-                    select(Grant.level)
-                    .where(col(Grant.resource_id) == resource.id)
-                    .where(col(Grant.group_id).in_(list(principal.group_ids) or [-1]))
-                )
-            )
+        query = (
+            select(Grant.level)
+            .where(col(Grant.resource_id) == resource.id)
+            .where(col(Grant.group_id).in_(list(principal.group_ids) or [-1]))
+        )
+        granted = await self._db.transaction(lambda session: list(session.exec(query)))
         ranked = [level for level in levels if level in granted]
         return ranked[-1] if ranked else None
 
