@@ -8,10 +8,10 @@ long, nodes n1 and n2, no accounting daemon)::
 
 It drives the plugin itself through a runner that runs each command as ``alice`` on the
 lab's login host (``ctl``) from her home directory, as SSH would, and writes every command
-with what Slurm printed and, for a submission, a ``<`` line matching exactly the script the
-command got on its standard input. The tests replay these files and check what the plugin
-made of them. Job ids and times differ with every recording; the tests read them from the
-files' headers.
+with what Slurm printed and, for a submission (``sbatch`` given no script file), a ``<`` line
+matching exactly the script the command got on its standard input, which sbatch read. The
+tests replay these files and check what the plugin made of them. Job ids and times differ
+with every recording; the tests read them from the files' headers.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from corral_slurm.scheduler import Slurm
 
 HERE = Path(__file__).parent / "transcripts"
 SLURM_CONF = "/etc/corral-lab/slurm/slurm.conf"
-SCRIPT_PATH = re.compile(r"\\\.corral/jobs/[0-9a-f]{16}\\\.sbatch")
 
 
 def input_pattern(text: str) -> str:
@@ -100,13 +99,9 @@ class LabRunner:
         return result
 
     def _record(self, result: CommandResult, input: str | None = None) -> None:
-        escaped = re.escape(result.command)
-        if SCRIPT_PATH.search(escaped):
-            # a submission: the random script path, the same wherever the command names it
-            pattern = SCRIPT_PATH.sub(r"(\\.corral/jobs/[0-9a-f]{16}\\.sbatch)", escaped, count=1)
-            lines = ["$~ " + SCRIPT_PATH.sub(r"\\1", pattern)]
-        else:
-            lines = [f"$ {result.command}"]
+        # every command is the same at each run (a submission is sbatch alone, the script on
+        # its standard input): the exact command, and the script it got
+        lines = [f"$ {result.command}"]
         if input is not None:
             lines.append(f"< {input_pattern(input)}")
         stdout = result.stdout

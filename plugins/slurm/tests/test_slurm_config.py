@@ -12,11 +12,7 @@ from corral_slurm.config import SlurmConfig
 def test_defaults() -> None:
     config = decode_settings({}, SlurmConfig)
     assert config == SlurmConfig()
-    assert (config.script_dir, config.status_format, config.use_sacct) == (
-        ".corral/jobs",
-        "auto",
-        True,
-    )
+    assert (config.status_format, config.use_sacct, config.command_prefix) == ("auto", True, "")
 
 
 def test_settings_as_the_kernel_decodes_them() -> None:
@@ -42,6 +38,8 @@ def test_settings_as_the_kernel_decodes_them() -> None:
     [
         ({"status_format": "yaml"}, "scheduler.status_format"),
         ({"scripts": "x"}, "scheduler.scripts"),
+        # gone since sbatch reads the script from its standard input: no file is written
+        ({"script_dir": ".corral/jobs"}, "scheduler.script_dir"),
     ],
 )
 def test_unknown_keys_and_values_name_the_key(settings: dict[str, object], key: str) -> None:
@@ -53,8 +51,6 @@ def test_unknown_keys_and_values_name_the_key(settings: dict[str, object], key: 
 @pytest.mark.parametrize(
     ("settings", "field"),
     [
-        ({"script_dir": ""}, "script_dir"),
-        ({"script_dir": "a\nb"}, "script_dir"),
         ({"command_prefix": "a\nrm -rf ~"}, "command_prefix"),
         ({"sbatch_options": {"--constraint": "ib"}}, "sbatch_options"),
         ({"sbatch_options": {"comment": "a\nb"}}, "sbatch_options"),

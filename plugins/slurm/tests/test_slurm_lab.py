@@ -3,15 +3,20 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
-from slurm_transcripts import header, transcript
+import record_lab
+from slurm_transcripts import TRANSCRIPTS, header, transcript
 
 from corral_sdk.errors import Conflict, NotFound, ProviderError
 from corral_sdk.providers.scheduler import JobSpec, JobState, JobStatus, NodeState, PowerState
+from corral_sdk.testing.transcript import parse_transcript
+from corral_sdk.transport import CommandResult
 from corral_slurm.config import SlurmConfig, StatusFormat
 from corral_slurm.scheduler import Slurm
 
@@ -294,3 +299,43 @@ async def test_finished_and_unknown_jobs() -> None:
         await slurm.submit(JobSpec(script="#!/bin/bash\ntrue\n", memory_mb=999999))
     assert info.value.message.endswith("Requested node configuration is not available")
     runner.assert_all_used()
+
+
+class RecorderReplay(record_lab.LabRunner):
+    """``record_lab``'s runner with the lab's answers taken from a recording instead."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.replay = transcript(name)
+
+    async def _exec(self, command: str, data: bytes | None = None) -> CommandResult:
+        return await self.replay.run(command, input=None if data is None else data.decode())
+
+    async def get(self, remote_path: str) -> bytes:
+        assert remote_path == "corral-hostile.out"
+        return record_lab.HOSTILE_VALUE.encode()
+
+
+async def _no_sleep(seconds: float) -> None:
+    pass
+
+
+@pytest.mark.parametrize("name", sorted(record_lab.SCENARIOS))
+async def test_the_recorder_writes_what_the_recordings_hold(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``record_lab.py`` run again would write these files' commands, standard inputs and
+    answers (the submissions too: sbatch alone, the script on its standard input)."""
+    monkeypatch.setattr(record_lab, "asyncio", SimpleNamespace(sleep=_no_sleep))
+    _, scenario, config = record_lab.SCENARIOS[name]
+    runner = RecorderReplay(name)
+    await scenario(runner, config)
+    runner.replay.assert_all_used()
+    written = parse_transcript("\n\n".join(runner.entries))
+    assert written == parse_transcript((TRANSCRIPTS / name).read_text())
+    submissions = [entry for entry in written if entry.input is not None]
+    assert submissions, "every scenario submits"
+    for entry in submissions:
+        assert entry.command is not None, "an exact command: nothing random in it"
+        assert shlex.split(entry.command)[-1].startswith("--"), "no script path"
+        assert "sbatch --parsable" in entry.command and "sh -c" not in entry.command

@@ -1,14 +1,12 @@
-"""Submitting: the one command that writes the script and runs sbatch, the script it sends,
-and what sbatch refuses."""
+"""Submitting: one command, sbatch alone with the script on its standard input (no file, no
+``sh -c``), the script it sends, and what sbatch refuses."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import re
 import shlex
 import shutil
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,47 +24,29 @@ from corral_slurm.scheduler import Slurm
 
 pytestmark = pytest.mark.anyio
 
-SCRIPT_PATH = re.compile(r"^\.corral/jobs/[0-9a-f]{16}\.sbatch$")
-WRITE_SCRIPT = (
-    '{ [ -d "$1" ] || mkdir -p -- "$1"; } && umask 077 && cat > "$2" && chmod 700 -- "$2" '
-    '|| { rm -f -- "$2" 2>/dev/null; echo "corral: cannot write the job script" >&2; exit 1; }'
-)
-"""What writes the script, in ``sh`` whatever the login shell: directory and path are its
-arguments."""
-WRITE = re.compile(
-    re.escape(f"sh -c {shlex.quote(WRITE_SCRIPT)} sh ")
-    + r"(?P<directory>'[^']*'|\S+) (?P<path>'[^']*'|\S+) && (?P<rest>.*)",
-    re.DOTALL,
-)
-
 
 @dataclass
 class Submission:
-    """One submission command taken apart."""
+    """The one call a submission made."""
 
-    directory: str
-    path: str
-    rest: str
-    """What runs once the script is written: ``[prefix && ]sbatch ...``."""
+    command: str
+    """``[prefix && ][env K=V ... ]sbatch --parsable <options>``: no script path."""
     script: str
-    """The command's standard input: the script written to ``path``."""
+    """The command's standard input, which sbatch reads as the job script."""
 
     @property
     def argv(self) -> list[str]:
-        return shlex.split(self.rest)
+        return shlex.split(self.command)
 
 
 def submission(runner: TranscriptRunner) -> Submission:
-    """The one call a submission made: a command that writes the script from its standard
-    input, then runs sbatch (nothing is uploaded on its own)."""
+    """The one call a submission made: a command whose standard input is the script (nothing
+    uploaded, no file written)."""
     (call,) = runner.calls
     assert call.kind == "run", "one command, no separate upload"
-    match = WRITE.fullmatch(call.command)
-    assert match is not None, call.command
-    assert call.input is not None
-    (directory,) = shlex.split(match["directory"])
-    (path,) = shlex.split(match["path"])
-    return Submission(directory=directory, path=path, rest=match["rest"], script=call.input)
+    assert call.input is not None, "the script is the command's standard input"
+    assert runner.written == {}, "nothing is uploaded apart from the command"
+    return Submission(command=call.command, script=call.input)
 
 
 FULL = JobSpec(
@@ -111,30 +91,27 @@ async def test_full_job_spec_command_line_and_script() -> None:
     runner = sbatch_runner()
     submitted = await Slurm(runner, None).submit(FULL)
     assert submitted.job_id == "4242"
-    (command,) = runner.commands
     sent = submission(runner)
-    path = sent.path
-    assert SCRIPT_PATH.match(path), path
-    assert command == (
-        f"sh -c '{WRITE_SCRIPT}' sh .corral/jobs {path} && "
+    assert sent.command == (
         "env 'GREETING=a,b c' OMP_NUM_THREADS=2 sbatch --parsable '--job-name=my job' "
         "--partition=gpu --account=proj-1 --qos=high --nodes=2 --ntasks=8 "
         "--ntasks-per-node=4 --cpus-per-task=2 --gpus-per-node=a100:2 --mem=16000M "
         "--time=1-01:01:01 '--chdir=/scratch/alice/run 1' --output=out-%j.txt "
         "--error=err-%A_%a.txt --export=ALL,GREETING,OMP_NUM_THREADS --array=0-9%2 "
         "--dependency=afterok:100:101_3 --hold --exclusive --mail-type=BEGIN,END "
-        f"--mail-user=alice@example.org --constraint=ib --requeue {path}"
-    )
+        "--mail-user=alice@example.org --constraint=ib --requeue"
+    ), "no script file: sbatch reads the script from its standard input"
     assert sent.script == (
         "#!/bin/bash\n#SBATCH --licenses=matlab\n#SBATCH --comment=mine\nsrun hostname\n"
     )
-    assert runner.written == {}, "nothing is uploaded apart from the command"
 
 
-async def test_minimal_job_is_just_the_script() -> None:
-    argv = await submitted_argv(JobSpec(script="#!/bin/sh\ntrue"))
-    assert argv[:2] == ["sbatch", "--parsable"]
-    assert len(argv) == 3 and SCRIPT_PATH.match(argv[2])
+async def test_minimal_job_is_sbatch_alone_with_the_script_on_stdin() -> None:
+    runner = sbatch_runner()
+    await Slurm(runner, None).submit(JobSpec(script="#!/bin/sh\ntrue"))
+    sent = submission(runner)
+    assert sent.command == "sbatch --parsable"
+    assert sent.script == "#!/bin/sh\ntrue\n"
 
 
 async def test_script_gets_a_final_newline_and_headers_after_the_shebang() -> None:
@@ -166,6 +143,8 @@ async def test_hostile_values_reach_sbatch_as_single_literal_arguments() -> None
     assert "--mail-user=a'b@example.org" in argv
     assert f"--comment={HOSTILE}" in argv
     assert "--export=ALL,GREETING" in argv
+    sbatch = argv.index("sbatch")
+    assert all(arg.startswith("--") for arg in argv[sbatch + 1 :]), "options only, no path"
 
 
 async def test_hostile_values_do_not_escape_quoting_in_the_command_text() -> None:
@@ -173,7 +152,7 @@ async def test_hostile_values_do_not_escape_quoting_in_the_command_text() -> Non
     await Slurm(runner, None).submit(
         JobSpec(script="#!/bin/bash\ntrue\n", name="$(id)", env={"X": "`id`"})
     )
-    command = submission(runner).rest
+    command = submission(runner).command
     # every $ and ` sits inside single quotes, where no shell expands anything
     assert "'--job-name=$(id)'" in command
     assert "'X=`id`'" in command
@@ -224,7 +203,6 @@ async def test_accepted_without_a_job_id_is_an_error() -> None:
 async def test_cluster_options_come_first_and_the_jobs_win() -> None:
     config = SlurmConfig(
         sbatch_options={"constraint": "ib", "requeue": "", "partition": "batch", "exclusive": None},
-        script_dir="/scratch/corral/",
         command_prefix="module load slurm",
     )
     runner = sbatch_runner()
@@ -232,74 +210,36 @@ async def test_cluster_options_come_first_and_the_jobs_win() -> None:
         JobSpec(script="#!/bin/sh\ntrue\n", partition="gpu", flags={"constraint": "nvme"})
     )
     sent = submission(runner)
-    assert sent.directory == "/scratch/corral"
-    prefix, _, rest = sent.rest.partition(" && ")
-    assert prefix == "module load slurm", "the prefix runs once the script is written"
-    argv = shlex.split(rest)
-    assert argv[:-1] == [
-        "sbatch",
-        "--parsable",
-        "--requeue",
-        "--exclusive",
-        "--partition=gpu",
-        "--constraint=nvme",
-    ], "an empty setting is a flag; the job's partition and constraint win"
-    assert re.fullmatch(r"/scratch/corral/[0-9a-f]{16}\.sbatch", argv[-1])
-    assert argv[-1] == sent.path
+    assert sent.command == (
+        "module load slurm && sbatch --parsable --requeue --exclusive --partition=gpu "
+        "--constraint=nvme"
+    ), "an empty setting is a flag; the job's partition and constraint win"
+    assert sent.script == "#!/bin/sh\ntrue\n"
 
 
-async def test_every_job_gets_its_own_script_file() -> None:
-    runner = TranscriptRunner().expect(match=r".* sbatch .*", stdout="1\n", times=None)
+async def test_every_job_is_one_command_with_its_own_script() -> None:
+    runner = TranscriptRunner().expect(match=r"sbatch --parsable", stdout="1\n", times=None)
     slurm = Slurm(runner, None)
-    for _ in range(3):
-        await slurm.submit(JobSpec(script="#!/bin/sh\ntrue\n"))
-    paths = set()
-    for command in runner.commands:
-        match = WRITE.fullmatch(command)
-        assert match is not None, command
-        paths.add(match["path"])
-    assert len(paths) == 3
+    for number in range(3):
+        await slurm.submit(JobSpec(script=f"#!/bin/sh\necho {number}\n"))
     assert [call.kind for call in runner.calls] == ["run"] * 3, "one round trip per job"
+    assert [call.command for call in runner.calls] == ["sbatch --parsable"] * 3
+    assert [call.input for call in runner.calls] == [f"#!/bin/sh\necho {n}\n" for n in range(3)]
 
 
-@pytest.mark.parametrize(
-    ("script_dir", "directory", "path"),
-    [
-        ("~/corral jobs/", "corral jobs", r"corral jobs/[0-9a-f]{16}\.sbatch"),
-        ("~", ".", r"[0-9a-f]{16}\.sbatch"),
-        ("/", "/", r"/[0-9a-f]{16}\.sbatch"),
-        ("-jobs", "./-jobs", r"\./-jobs/[0-9a-f]{16}\.sbatch"),
-    ],
-)
-async def test_script_paths_are_relative_to_the_login_directory(
-    script_dir: str, directory: str, path: str
-) -> None:
-    runner = sbatch_runner()
-    await Slurm(runner, SlurmConfig(script_dir=script_dir)).submit(_spec())
-    sent = submission(runner)
-    assert sent.directory == directory
-    assert re.fullmatch(path, sent.path), sent.path
-    assert sent.argv[-1] == sent.path, "sbatch is given the path the script was written to"
-
-
-async def test_a_script_that_cannot_be_written_says_so_and_names_the_path() -> None:
-    runner = sbatch_runner(
-        stderr="mkdir: cannot create directory '/scratch': Permission denied\n"
-        "corral: cannot write the job script\n",
-        exit_status=1,
+async def test_a_failing_prefix_is_reported_as_the_shell_said_it() -> None:
+    runner = TranscriptRunner().expect(
+        match=r"module load slurm && sbatch --parsable",
+        stderr="bash: module: command not found\n",
+        exit_status=127,
     )
-    config = SlurmConfig(script_dir="/scratch/corral")
     with pytest.raises(ProviderError) as info:
-        await Slurm(runner, config).submit(_spec())
-    path = submission(runner).path
-    assert info.value.reason == "write-failed"
-    assert info.value.message == (
-        f"cannot write the job script {path} on transcript: "
-        "mkdir: cannot create directory '/scratch': Permission denied"
-    )
+        await Slurm(runner, SlurmConfig(command_prefix="module load slurm")).submit(_spec())
+    assert info.value.message == "bash: module: command not found"
+    assert info.value.reason == "provider-error"
 
 
-async def test_sbatch_refusing_the_job_is_not_a_write_failure() -> None:
+async def test_sbatch_refusing_the_job_carries_its_message() -> None:
     runner = sbatch_runner(
         stdout="",
         stderr="sbatch: error: Batch job submission failed: Invalid account\n",
@@ -347,7 +287,7 @@ async def test_invalid_options_name_the_field(changes: dict[str, object], field:
     with pytest.raises(Invalid) as info:
         await Slurm(runner, None).submit(_spec(**changes))
     assert info.value.field == field
-    assert runner.calls == [], "nothing is written or run for an invalid job"
+    assert runner.calls == [], "nothing is run for an invalid job"
 
 
 @pytest.mark.parametrize(
@@ -364,13 +304,16 @@ async def test_time_limit_is_days_hours_minutes_seconds(seconds: int, expected: 
 SHELLS = [shell for shell in ("sh", "bash") if shutil.which(shell)]
 
 FAKE_SBATCH = """#!/bin/sh
-# records what it was given, as the real one would read it, and prints a job id
-for last; do :; done
+# records what it was given and reads the script from its standard input, as the real one
+# does when given no file name, and prints a job id
 printf '%s\\n' "$@" > "$HOME/sbatch-argv"
 printf '%s' "$GREETING" > "$HOME/sbatch-greeting"
-cat -- "$last" > "$HOME/sbatch-script" || exit 1
+printf '%s' "${FROM_PREFIX-unset}" > "$HOME/sbatch-prefix"
+cat > "$HOME/sbatch-script" || exit 1
 echo 4242
 """
+SBATCH_WROTE = {"sbatch-argv", "sbatch-greeting", "sbatch-prefix", "sbatch-script"}
+"""What the stand-in sbatch writes: all that a submission leaves in the home directory."""
 
 
 class ShellRunner:
@@ -425,7 +368,7 @@ def shell_runner(shell: str, tmp_path: Path, sbatch: str = FAKE_SBATCH) -> Shell
 
 
 @pytest.mark.parametrize("shell", SHELLS)
-async def test_one_command_writes_the_script_and_sbatch_reads_it(
+async def test_sbatch_reads_the_script_from_its_standard_input_and_no_file_is_written(
     shell: str, tmp_path: Path
 ) -> None:
     runner = shell_runner(shell, tmp_path)
@@ -434,36 +377,44 @@ async def test_one_command_writes_the_script_and_sbatch_reads_it(
     submitted = await Slurm(runner, None).submit(job)  # type: ignore[arg-type]
     assert submitted.job_id == "4242"
     home = runner.home
-    (written,) = (home / ".corral" / "jobs").iterdir()
-    assert re.fullmatch(r"[0-9a-f]{16}\.sbatch", written.name)
-    assert written.read_text() == script + "\n", "the script, byte for byte, with a final newline"
-    assert stat.S_IMODE(written.stat().st_mode) == 0o700
-    assert (home / "sbatch-script").read_text() == script + "\n", "sbatch read the whole script"
+    assert (home / "sbatch-script").read_text() == script + "\n", (
+        "sbatch read the script, byte for byte, with a final newline"
+    )
     assert (home / "sbatch-argv").read_text().splitlines() == [
         "--parsable",
         f"--job-name={HOSTILE}",
         "--export=ALL,GREETING",
-        f".corral/jobs/{written.name}",
-    ]
+    ], "no script path: sbatch reads standard input"
     assert (home / "sbatch-greeting").read_text() == HOSTILE + "\nline,2"
+    assert {path.name for path in home.iterdir()} == SBATCH_WROTE, "no script file, no directory"
 
 
 @pytest.mark.parametrize("shell", SHELLS)
-async def test_a_failed_write_stops_before_sbatch_and_names_the_path(
-    shell: str, tmp_path: Path
-) -> None:
+async def test_the_prefix_runs_first_and_leaves_stdin_to_sbatch(shell: str, tmp_path: Path) -> None:
     runner = shell_runner(shell, tmp_path)
-    (runner.home / "blocker").write_text("a file where the directory should be\n")
-    config = SlurmConfig(script_dir="blocker/jobs")
+    config = SlurmConfig(command_prefix="export FROM_PREFIX='it ran'", sbatch_options={"hold": ""})
+    # larger than a pipe's buffer: the whole script still reaches sbatch
+    script = "#!/bin/sh\n" + "# padding line of the job script\n" * 4000 + "true\n"
+    await Slurm(runner, config).submit(_spec(script=script, array="0-3"))  # type: ignore[arg-type]
+    home = runner.home
+    assert (home / "sbatch-prefix").read_text() == "it ran"
+    assert (home / "sbatch-argv").read_text().splitlines() == [
+        "--parsable",
+        "--hold",
+        "--array=0-3",
+    ]
+    assert (home / "sbatch-script").read_text() == script
+    assert {path.name for path in home.iterdir()} == SBATCH_WROTE
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+async def test_a_failing_prefix_stops_before_sbatch(shell: str, tmp_path: Path) -> None:
+    runner = shell_runner(shell, tmp_path)
+    config = SlurmConfig(command_prefix="corral-no-such-command load slurm")
     with pytest.raises(ProviderError) as info:
         await Slurm(runner, config).submit(_spec())  # type: ignore[arg-type]
-    assert info.value.reason == "write-failed"
-    assert re.match(
-        rf"cannot write the job script blocker/jobs/[0-9a-f]{{16}}\.sbatch on {shell} in home: "
-        r"mkdir: .*blocker.*",
-        info.value.message,
-    ), info.value.message
-    assert "corral: cannot write" not in info.value.message
+    assert info.value.reason == "provider-error"
+    assert "corral-no-such-command" in info.value.message, info.value.message
     assert not (runner.home / "sbatch-argv").exists(), "sbatch did not run"
 
 
@@ -483,5 +434,4 @@ async def test_sbatchs_refusal_reaches_the_user_as_it_said_it(shell: str, tmp_pa
         "sbatch: error: Batch job submission failed: Invalid account or account/partition "
         "combination specified"
     )
-    (written,) = (runner.home / ".corral" / "jobs").iterdir()
-    assert written.read_text() == "#!/bin/sh\ntrue\n", "the script is kept, as always"
+    assert list(runner.home.iterdir()) == [], "sbatch refused without reading; no file either"

@@ -29,10 +29,6 @@ class SlurmConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
     """How Corral talks to one Slurm cluster. Every field has a default that suits a stock
     Slurm 20.11 or later reached over SSH as the job's owner."""
 
-    script_dir: str = ".corral/jobs"
-    """Where submitted job scripts are written, one file per job; a relative path is relative
-    to the user's home directory (where SSH commands start; ``~/`` means the same). Scripts
-    are kept, so the ``Command=`` Slurm records for a job still points at what ran."""
     status_format: StatusFormat = "auto"
     """How ``squeue`` is read. ``text``: a ``--format`` string, on every Slurm version.
     ``json``: ``squeue --json`` (Slurm 21.08+; before 24.05.1 it ignores ``--jobs`` and lists
@@ -44,7 +40,8 @@ class SlurmConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
     are then ``unknown``."""
     command_prefix: str = ""
     """Shell run before every Slurm command, joined with ``&&`` (``module load slurm``,
-    ``export SLURM_CONF=/opt/slurm/etc/slurm.conf``); it runs in the user's login shell."""
+    ``export SLURM_CONF=/opt/slurm/etc/slurm.conf``); it runs in the user's login shell. It
+    must not read its standard input: a submission's carries the job script to sbatch."""
     sbatch_options: dict[str, str | None] = msgspec.field(default_factory=dict)
     """Options added to every ``sbatch``, by long name (``{"constraint": "ib"}``); an empty or
     ``None`` value is a flag (TOML has no null: ``requeue = ""``). They come before the job's
@@ -59,8 +56,6 @@ class SlurmConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
     when the resume program tells Slurm each node's address with ``scontrol update``."""
 
     def __post_init__(self) -> None:
-        if not self.script_dir.strip() or has_control_characters(self.script_dir):
-            raise Invalid("the job script directory must be a path", field="script_dir")
         if has_control_characters(self.command_prefix):
             raise Invalid("the command prefix must be one line", field="command_prefix")
         for name, value in self.sbatch_options.items():

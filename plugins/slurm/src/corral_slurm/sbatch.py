@@ -1,11 +1,9 @@
 """From a :class:`~corral_sdk.providers.scheduler.JobSpec` to ``sbatch``'s options, the job's
-environment and the script file, and the one command that writes the script and submits it."""
+environment and the script sbatch reads on its standard input."""
 
 from __future__ import annotations
 
-import posixpath
 import re
-import shlex
 from collections.abc import Mapping
 
 import msgspec
@@ -18,21 +16,10 @@ from corral_slurm.values import format_duration
 
 __all__ = [
     "MAIL_TYPES",
-    "SCRIPT_MODE",
-    "WRITE_FAILED",
     "SbatchRequest",
     "parse_sbatch_output",
     "sbatch_request",
-    "script_path",
-    "write_script_command",
 ]
-
-SCRIPT_MODE = 0o700
-"""The mode of the script files (sbatch needs only to read them; the owner may run them)."""
-
-WRITE_FAILED = "corral: cannot write the job script"
-"""The line the submission command prints on standard error when writing the script failed,
-in which case sbatch did not run."""
 
 MAIL_TYPES = frozenset(
     {
@@ -77,14 +64,14 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 class SbatchRequest(msgspec.Struct, frozen=True, kw_only=True):
     """What :meth:`corral_slurm.scheduler.Slurm.submit` runs: ``env <environment> sbatch
-    --parsable <options> <script path>``."""
+    --parsable <options>``, with :attr:`script` on its standard input."""
 
     options: tuple[str, ...]
     """``--name=value`` or ``--flag`` arguments, not yet shell-quoted."""
     environment: tuple[tuple[str, str], ...]
     """Variables set in sbatch's environment and exported to the job by name."""
     script: str
-    """The script file's text."""
+    """The job script, sent to sbatch on its standard input."""
 
 
 def _check_line(value: str | None, field: str) -> None:
@@ -274,33 +261,3 @@ def parse_sbatch_output(stdout: str) -> str | None:
         return None
     match = _SBATCH_ID.match(lines[-1])
     return match.group(1) if match else None
-
-
-def script_path(script_dir: str, name: str) -> str:
-    """Where the script ``name`` goes in ``script_dir``. A relative path is relative to the
-    login directory, where commands start: ``~/`` is dropped rather than quoted into a literal
-    ``~`` directory, and a path starting with ``-`` gets ``./`` so no command takes it for an
-    option."""
-    path = f"{script_dir.rstrip('/')}/{name}"  # "/" itself gives "/<name>"
-    if path.startswith("~/"):
-        path = path[2:]
-    if path.startswith("-"):
-        path = "./" + path
-    return path
-
-
-def write_script_command(path: str) -> str:
-    """The command that writes its standard input to ``path`` (mode :data:`SCRIPT_MODE`),
-    creating the directory when it is missing. Its logic runs in ``sh``, whatever the login
-    shell; when a step fails it removes what it wrote, prints :data:`WRITE_FAILED` to standard
-    error after the step's own message, and exits 1, so a following ``&& sbatch`` runs on
-    complete scripts only. The file is private from its creation (``umask 077``, in that
-    ``sh`` alone: sbatch gives the job the login shell's umask). Every program it starts costs
-    the login node a fork and exec per job, hence the ``test`` before ``mkdir``."""
-    script = (
-        f'{{ [ -d "$1" ] || mkdir -p -- "$1"; }} && umask 077 && cat > "$2" '
-        f'&& chmod {SCRIPT_MODE:o} -- "$2" '
-        f'|| {{ rm -f -- "$2" 2>/dev/null; echo "{WRITE_FAILED}" >&2; exit 1; }}'
-    )
-    directory = posixpath.dirname(path) or "."
-    return shlex.join(["sh", "-c", script, "sh", directory, path])

@@ -4,7 +4,6 @@ run through the cluster's :class:`~corral_sdk.transport.CommandRunner`."""
 from __future__ import annotations
 
 import re
-import secrets
 import shlex
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -46,13 +45,7 @@ from corral_slurm.jobs import (
     parse_squeue,
     queue_status,
 )
-from corral_slurm.sbatch import (
-    WRITE_FAILED,
-    parse_sbatch_output,
-    sbatch_request,
-    script_path,
-    write_script_command,
-)
+from corral_slurm.sbatch import parse_sbatch_output, sbatch_request
 
 __all__ = ["JSON_SQUEUE_VERSIONS", "Slurm"]
 
@@ -199,28 +192,20 @@ class Slurm(SchedulerBase):
     # --- Scheduler --------------------------------------------------------------------------
 
     async def submit(self, job: JobSpec) -> SubmittedJob:
-        """Write the script to ``<script_dir>/<random>.sbatch`` and ``sbatch --parsable`` it,
-        in one command (one round trip): the script is that command's standard input."""
+        """``[prefix && ][env K=V ...] sbatch --parsable <options>`` with the script on its
+        standard input: one command, one round trip, no file written and no ``sh -c``. sbatch
+        reads the script from standard input when given no file name, and Slurm keeps it with
+        the job (``scontrol write batch_script <id> -`` prints it back)."""
         request = sbatch_request(job, self.config.sbatch_options)
-        path = script_path(self.config.script_dir, f"{secrets.token_hex(8)}.sbatch")
-        argv = ["sbatch", "--parsable", *request.options, path]
+        argv = ["sbatch", "--parsable", *request.options]
         if request.environment:
             argv = ["env", *(f"{name}={value}" for name, value in request.environment), *argv]
-        command = f"{write_script_command(path)} && {self._command(argv)}"
         result = await self.runner.run(
-            command, input=request.script, timeout=self.config.command_timeout_seconds
+            self._command(argv),
+            input=request.script,
+            timeout=self.config.command_timeout_seconds,
         )
         if not result.ok:
-            lines = [line.strip() for line in result.stderr.splitlines()]
-            if WRITE_FAILED in lines:
-                # sbatch did not run: what remains is what mkdir, the shell or chmod said
-                said = "; ".join(line for line in lines if line and line != WRITE_FAILED)
-                raise ProviderError(
-                    f"cannot write the job script {path} on {self.runner.target}"
-                    + (f": {said}" if said else ""),
-                    reason="write-failed",
-                    log_message=f"writing {path} on {self.runner.target} failed: {said}",
-                )
             raise self._fail("sbatch", result)
         job_id = parse_sbatch_output(result.stdout)
         if job_id is None:
