@@ -122,7 +122,12 @@ def run() -> list[Figure]:
         with contextlib.ExitStack() as stack:
             server = stack.enter_context(
                 contextlib.contextmanager(lab_server)(
-                    tmp / "server", lab, CORRAL_LOGGING_LEVEL="warning"
+                    tmp / "server",
+                    lab,
+                    CORRAL_LOGGING_LEVEL="warning",
+                    # Corral's defaults, not the tests' quick polls
+                    CORRAL_CLUSTERS_JOB_POLL_INTERVAL="5",
+                    CORRAL_CLUSTERS_HEALTH_INTERVAL="60",
                 )
             )
             with server.client("alice") as http:
