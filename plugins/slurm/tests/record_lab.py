@@ -119,7 +119,7 @@ class LabRunner:
     async def stream(
         self, command: str, *, env: Mapping[str, str] | None = None
     ) -> AsyncIterator[OutputChunk]:
-        raise NotImplementedError
+        raise NotImplementedError("the Slurm plugin never streams; the recorder needs run only")
         yield  # pragma: no cover
 
     async def put(self, data: bytes, remote_path: str, *, mode: int = 0o644) -> None:
@@ -137,7 +137,7 @@ class LabRunner:
         return result.stdout.encode()
 
     async def forward(self, remote_host: str, remote_port: int, *, local_port: int = 0) -> Any:
-        raise NotImplementedError
+        raise NotImplementedError("the Slurm plugin never forwards ports")
 
     def note(self, text: str) -> None:
         self.notes.append(text)

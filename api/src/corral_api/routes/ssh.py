@@ -32,8 +32,8 @@ from corral_core.identity.names import ResourceRef
 from corral_core.identity.roles import Principal
 from corral_core.runtime import Runtime
 from corral_core.ssh.models import HostKey
-from corral_core.ssh.runner import RemoteProcess, RemoteStream
-from corral_sdk.errors import Conflict, CorralError, Invalid, PermissionDenied
+from corral_core.ssh.runner import RemoteProcess, RemoteStream, SSHRunner
+from corral_sdk.errors import Conflict, CorralError, Invalid, PermissionDenied, TransportError
 from corral_sdk.wire import HostKeyAccept, HostKeyInfo
 
 __all__ = ["SSHController", "ssh_connect"]
@@ -161,7 +161,7 @@ async def ssh_connect(
         elif spec.jump_host:
             jump = runner.endpoint.jump
             assert jump is not None
-            stream = await type(runner)(runtime.ssh, runner.identity, jump).open_stream(
+            stream = await SSHRunner(runtime.ssh, runner.identity, jump).open_stream(
                 spec.login_host, port or spec.port
             )
         else:
@@ -256,8 +256,6 @@ class _DirectStream:
 
 
 async def _direct_stream(runtime: Runtime, host: str, port: int) -> _DirectStream:
-    from corral_sdk.errors import TransportError
-
     try:
         async with asyncio.timeout(runtime.settings.ssh.connect_timeout):
             reader, writer = await asyncio.open_connection(host, port)

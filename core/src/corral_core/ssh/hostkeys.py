@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -43,12 +45,7 @@ class HostKeyStore:
 
     async def trusted(self, host: str, port: int) -> list[HostKey]:
         async with self._db.session() as session:
-            rows = await session.exec(
-                select(HostKey)
-                .where(col(HostKey.host) == host, col(HostKey.port) == port)
-                .where(col(HostKey.trusted).is_(True))
-            )
-            return list(rows)
+            return list(await session.exec(_trusted(host, port)))
 
     async def pin_first_use(self, host: str, port: int, public_key: str, fingerprint: str) -> bool:
         """Trust ``public_key`` if nothing is pinned for the host yet. ``False`` when another
@@ -62,13 +59,7 @@ class HostKeyStore:
             except IntegrityError:
                 await session.rollback()  # this key was seen before; fall through to the check
         async with self._db.session() as session:
-            trusted = list(
-                await session.exec(
-                    select(HostKey)
-                    .where(col(HostKey.host) == host, col(HostKey.port) == port)
-                    .where(col(HostKey.trusted).is_(True))
-                )
-            )
+            trusted = list(await session.exec(_trusted(host, port)))
             if trusted:
                 return any(row.fingerprint == fingerprint for row in trusted)
             await session.exec(
@@ -131,3 +122,11 @@ async def _offered(session: AsyncSession, host: str, port: int, fingerprint: str
             )
         )
     ).first()
+
+
+def _trusted(host: str, port: int) -> Any:
+    return (
+        select(HostKey)
+        .where(col(HostKey.host) == host, col(HostKey.port) == port)
+        .where(col(HostKey.trusted).is_(True))
+    )
