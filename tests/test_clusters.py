@@ -340,7 +340,12 @@ def test_changed_host_key_is_refused_until_an_admin_accepts_it(
     lab.run("rekey")
     found = wait_until(
         "the cluster fails on the new key",
-        lambda: (c := cluster(server, "alice", active))["status"] == "failed" and c,
+        # rekey restarts sshd, so a check may first fail on the dropped connection
+        lambda: (
+            (c := cluster(server, "alice", active))["status"] == "failed"
+            and "host key" in c["reason"]
+            and c
+        ),
         timeout=30,
     )
     offered = [
