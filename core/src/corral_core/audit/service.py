@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import insert as sql_insert
 from sqlmodel import Session
 
 from corral_core.audit.models import AuditRecord
-from corral_core.db import Database
+from corral_core.db import Database, utcnow
 
 __all__ = ["AuditLog"]
 
@@ -35,19 +36,21 @@ class AuditLog:
         outcome: str = "success",
         detail: dict[str, Any] | None = None,
     ) -> AuditRecord:
-        row = AuditRecord(
-            actor=_printable(actor, 255),
-            action=_printable(action, 127),
-            target=_printable(target, 512),
-            org=org,
-            source=_printable(source, 255),
-            outcome=outcome,
-            detail=detail or {},
-        )
+        values: dict[str, Any] = {
+            "at": utcnow(),
+            "actor": _printable(actor, 255),
+            "action": _printable(action, 127),
+            "target": _printable(target, 512),
+            "org": org,
+            "source": _printable(source, 255),
+            "outcome": outcome,
+            "detail": detail or {},
+        }
 
-        def insert(session: Session) -> AuditRecord:
-            session.add(row)
-            session.flush()  # assigns the id; the row keeps its attributes after the commit
-            return row
+        def insert(session: Session) -> int:
+            # a plain INSERT: one row per API call is written on every mutation, and the ORM's
+            # unit of work would cost more than the statement itself
+            result = session.exec(sql_insert(AuditRecord).values(**values))
+            return int(result.inserted_primary_key[0])
 
-        return await self._db.transaction(insert)
+        return AuditRecord(id=await self._db.transaction(insert), **values)

@@ -114,6 +114,7 @@ class JobService:
             }
         )
         submitted = await self.clusters.scheduler(resource, runner).submit(spec)
+        now = utcnow()
         row = ClusterJob(
             resource_id=resource.id,
             user_id=principal.user_id,
@@ -123,6 +124,10 @@ class JobService:
             partition=spec.partition or "",
             output_path=output_path,
             spec={k: v for k, v in msgspec.to_builtins(spec).items() if k != "script"},
+            # given, not defaulted: a model's default factories are inspected on every call
+            nodes=[],
+            submitted_at=now,
+            updated_at=now,
         )
 
         def record(session: Session) -> tuple[bool, EventRecord]:

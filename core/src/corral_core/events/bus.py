@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from corral_core.db import Database
+from corral_core.db import Database, utcnow
 from corral_core.events.models import EventRecord
 from corral_sdk.events import Event
 
@@ -136,7 +136,9 @@ class EventLog:
         data: dict[str, Any] | None = None,
     ) -> EventRecord:
         """Add an event to ``session``'s transaction; call :meth:`announce` after committing."""
-        row = EventRecord(type=type, subject=subject, org=org, actor=actor, data=data or {})
+        row = EventRecord(
+            type=type, subject=subject, org=org, actor=actor, data=data or {}, created_at=utcnow()
+        )
         session.add(row)
         return row
 

@@ -74,6 +74,14 @@ class PoolStats:
     open_connections: int = 0
 
 
+_ENCRYPTION_ALGS = sorted(
+    (alg.decode() for alg in asyncssh.encryption.get_default_encryption_algs()),
+    key=lambda alg: not alg.endswith("-gcm@openssh.com"),
+)
+"""asyncssh's default ciphers with AES-GCM first: one call into OpenSSL per packet where
+chacha20-poly1305 makes several, which shows on a connection carrying many small channels."""
+
+
 class _Client(asyncssh.SSHClient):
     """Sees the host key the server offers, so a refused key can be reported and kept."""
 
@@ -254,6 +262,7 @@ class SSHPool:
                     agent_path=None,
                     config=[],
                     preferred_auth="publickey",
+                    encryption_algs=_ENCRYPTION_ALGS,
                     keepalive_interval=self.settings.keepalive_interval,
                     keepalive_count_max=self.settings.keepalive_count_max,
                     login_timeout=timeout,
