@@ -50,7 +50,8 @@ class AuditLog:
         def insert(session: Session) -> int:
             # a plain INSERT: one row per API call is written on every mutation, and the ORM's
             # unit of work would cost more than the statement itself
-            result = session.exec(sql_insert(AuditRecord).values(**values))
-            return int(result.inserted_primary_key[0])
+            key = session.exec(sql_insert(AuditRecord).values(**values)).inserted_primary_key
+            assert key is not None
+            return int(key[0])
 
         return AuditRecord(id=await self._db.transaction(insert), **values)
