@@ -199,6 +199,46 @@ def test_concurrent_status_requests_share_one_connection_and_few_polls(
         client.post(f"{url}/cancel")
 
 
+def test_a_burst_of_submissions_shares_ssh_sessions_and_every_job_runs(
+    server: LabServer, active: str, lab: SlurmLab
+) -> None:
+    url = f"/api/clusters/alice/{active}/jobs"
+    with server.client("alice") as client:  # the connection is open now
+        assert client.get(url).status_code == 200
+    sessions_before = sessions_started(lab)
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(
+            base_url=server.url, headers=server.users["alice"], timeout=60
+        ) as client:
+            return await asyncio.gather(
+                *(
+                    client.post(url, json={"script": f"#!/bin/bash\necho burst-{i}\n"})
+                    for i in range(40)
+                )
+            )
+
+    responses = asyncio.run(burst())
+    assert [r.status_code for r in responses] == [201] * 40, [r.text for r in responses]
+    sessions = sessions_started(lab) - sessions_before
+    assert sessions < 40, f"sshd saw {sessions} commands for 40 submissions: none went together"
+    jobs = [r.json() for r in responses]
+    assert len({job["job_id"] for job in jobs}) == 40, "each submission is its own Slurm job"
+    with server.client("alice") as client:
+        for i, job in enumerate(jobs):
+            job_url = f"{url}/{job['id']}"
+            shown = wait_until(
+                f"job {job['job_id']} finished",
+                lambda u=job_url: (lambda j: j if j["state"] in TERMINAL else None)(
+                    client.get(u).json()
+                ),
+                timeout=120,
+            )
+            assert shown["state"] == "completed", shown
+            output = client.get(f"{job_url}/output").text
+            assert output == f"burst-{i}\n", f"job {i} printed {output!r}: its own script"
+
+
 def test_sshd_restart_reconnects_and_a_job_submitted_before_completes(
     server: LabServer, active: str, lab: SlurmLab
 ) -> None:

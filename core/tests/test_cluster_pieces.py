@@ -1,5 +1,6 @@
-"""Pieces of the cluster domain that need no cluster: poll coalescing, host key pinning, the
-definition's ``__USER__`` substitution. The end-to-end tests against Slurm are in tests/."""
+"""Pieces of the cluster domain that need no cluster: poll coalescing, submission batching,
+host key pinning, the definition's ``__USER__`` substitution. The end-to-end tests against
+Slurm are in tests/."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import asyncio
 
 import pytest
 
-from corral_core.clusters.jobs import PollCoalescer
+from corral_core.clusters.jobs import PollCoalescer, SubmitBatcher
 from corral_core.clusters.spec import ClusterSpec
 from corral_core.db import Database
 from corral_core.migrations import upgrade
 from corral_core.ssh.hostkeys import HostKeyChanged, HostKeyStore
 from corral_core.testing import TestDeployment
+from corral_sdk.errors import CorralError, Invalid, TransportError
+from corral_sdk.providers.scheduler import JobSpec, SubmittedJob
 
 pytestmark = pytest.mark.anyio
 
@@ -85,3 +88,107 @@ def test_user_placeholder_becomes_each_users_name() -> None:
     assert (endpoint.username, endpoint.host, endpoint.port) == ("jdoe", "login", 22)
     assert endpoint.jump is not None and endpoint.jump.username == "jdoe-jump"
     assert str(endpoint) == "jdoe@login (through jdoe-jump@bastion)"
+
+
+class GatedScheduler:
+    """Submits in memory, each command held until the test opens the gate: the batching
+    logic alone (the Slurm plugin's tests and the lab tests cover the real commands)."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.commands: list[list[str]] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def _command(self, names: list[str]) -> list[SubmittedJob | CorralError]:
+        self.commands.append(names)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await self.gate.wait()
+        finally:
+            self.in_flight -= 1
+        if "lost" in names:
+            raise TransportError("connection lost", reason="connection-lost")
+        return [
+            Invalid("refused", field="name") if name == "bad" else SubmittedJob(job_id=name)
+            for name in names
+        ]
+
+    async def submit(self, job: JobSpec) -> SubmittedJob:
+        (result,) = await self._command([job.name])
+        if isinstance(result, CorralError):
+            raise result
+        return result
+
+    async def submit_many(self, jobs: list[JobSpec]) -> list[SubmittedJob | CorralError]:
+        return await self._command([job.name for job in jobs])
+
+
+def _job(name: str) -> JobSpec:
+    return JobSpec(script="#!/bin/sh\ntrue\n", name=name)
+
+
+async def _settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_a_burst_fills_the_lanes_then_goes_in_batches() -> None:
+    batcher, scheduler = SubmitBatcher(), GatedScheduler()
+    names = [f"job{i}" for i in range(10)] + ["bad"]
+    calls = []
+    for name in names:  # one request after the other, as they reach the API
+        calls.append(
+            asyncio.ensure_future(batcher.submit(("c", "alice"), _job(name), scheduler, batch=True))  # type: ignore[arg-type]
+        )
+        await _settle()
+    assert scheduler.commands == [[n] for n in names[: SubmitBatcher.LANES]], "one job each"
+    scheduler.gate.set()
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert [r.job_id for r in results[:-1]] == names[:-1], "each caller gets its own job"  # type: ignore[union-attr]
+    assert isinstance(results[-1], Invalid), "a job's own error reaches its caller alone"
+    waiting = names[SubmitBatcher.LANES :]
+    assert [n for names in scheduler.commands[SubmitBatcher.LANES :] for n in names] == waiting
+    assert len(scheduler.commands) < len(names), "the jobs that waited went together"
+    assert scheduler.most_in_flight == SubmitBatcher.LANES
+
+
+async def test_without_batch_submit_each_job_is_its_own_command() -> None:
+    batcher, scheduler = SubmitBatcher(), GatedScheduler()
+    calls = [
+        batcher.submit(("c", "alice"), _job(f"job{i}"), scheduler, batch=False)  # type: ignore[arg-type]
+        for i in range(9)
+    ]
+    scheduler.gate.set()
+    await asyncio.gather(*calls)
+    assert scheduler.commands == [[f"job{i}"] for i in range(9)]
+    assert scheduler.most_in_flight <= SubmitBatcher.LANES
+
+
+async def test_a_lost_connection_fails_its_batch_and_a_caller_who_left_is_not_sent() -> None:
+    batcher, scheduler = SubmitBatcher(), GatedScheduler()
+    key = ("c", "alice")
+    lanes = []
+    for i in range(SubmitBatcher.LANES):
+        lanes.append(
+            asyncio.ensure_future(batcher.submit(key, _job(f"job{i}"), scheduler, batch=True))  # type: ignore[arg-type]
+        )
+        await _settle()
+    left = asyncio.ensure_future(batcher.submit(key, _job("left"), scheduler, batch=True))  # type: ignore[arg-type]
+    lost = asyncio.ensure_future(batcher.submit(key, _job("lost"), scheduler, batch=True))  # type: ignore[arg-type]
+    stays = asyncio.ensure_future(batcher.submit(key, _job("stays"), scheduler, batch=True))  # type: ignore[arg-type]
+    await _settle()
+    left.cancel()
+    await _settle()
+    scheduler.gate.set()
+    await asyncio.gather(*lanes)
+    with pytest.raises(TransportError):
+        await lost
+    with pytest.raises(TransportError):
+        await stays  # it went with "lost": the whole command failed
+    assert "left" not in [n for names in scheduler.commands for n in names], (
+        "a caller who left is never submitted"
+    )
+    other = await batcher.submit(("c", "bob"), _job("bobs"), scheduler, batch=True)  # type: ignore[arg-type]
+    assert other.job_id == "bobs", "the lanes are free again"

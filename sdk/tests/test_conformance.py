@@ -500,6 +500,7 @@ def test_scheduler_suite(pytester: pytest.Pytester) -> None:
         "test_nodes",
         "test_accounting",
         "test_elastic_config",
+        "test_submit_many_returns_one_result_per_job",
     }
     assert not failed
 

@@ -26,8 +26,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from corral_sdk.errors import CorralError
-from corral_sdk.providers.scheduler import JobSpec
+from corral_sdk.providers.scheduler import JobSpec, SubmittedJob
 from corral_sdk.transport import CommandResult, OutputChunk
 from corral_slurm.config import SlurmConfig
 from corral_slurm.scheduler import Slurm
@@ -268,6 +270,36 @@ async def timeout_scenario(runner: LabRunner, config: SlurmConfig) -> None:
     runner.note(f"status: {job.job_id}={statuses[job.job_id].state.value}")
 
 
+async def batch_scenario(runner: LabRunner, config: SlurmConfig) -> None:
+    """Several jobs in one command (``submit_many``): accepted ones, one Slurm refuses, one
+    Corral refuses before sending anything; then the same when the command prefix fails."""
+    slurm = Slurm(runner, config)
+    results = await slurm.submit_many(
+        [
+            JobSpec(script=SLEEP.format(seconds=1), name="corral-batch-1"),
+            JobSpec(script=SLEEP.format(seconds=1), partition="nowhere"),
+            JobSpec(script="#!/bin/bash\nsleep 1", name="corral-batch-3", env={"A": "b c"}),
+            JobSpec(script=SLEEP.format(seconds=1), array="every other"),
+        ]
+    )
+    runner.note("results: " + " | ".join(_outcome(result) for result in results))
+    first, _, third, _ = results
+    assert isinstance(first, SubmittedJob) and isinstance(third, SubmittedJob)
+    runner.note(f"jobs: first={first.job_id} third={third.job_id}")
+    broken = Slurm(runner, msgspec.structs.replace(config, command_prefix="corral-no-such-module"))
+    results = await broken.submit_many(
+        [JobSpec(script=SLEEP.format(seconds=1)), JobSpec(script=SLEEP.format(seconds=2))]
+    )
+    runner.note("with a failing prefix: " + " | ".join(_outcome(result) for result in results))
+    await slurm.cancel([first.job_id, third.job_id])
+
+
+def _outcome(result: SubmittedJob | CorralError) -> str:
+    if isinstance(result, SubmittedJob):
+        return f"job {result.job_id}"
+    return f"{type(result).__name__}({result.message!r}, reason={result.reason!r})"
+
+
 Scenario = Callable[[LabRunner, SlurmConfig], Awaitable[None]]
 
 SCENARIOS: dict[str, tuple[str, Scenario, SlurmConfig]] = {
@@ -297,6 +329,7 @@ SCENARIOS: dict[str, tuple[str, Scenario, SlurmConfig]] = {
         SlurmConfig(status_format="text"),
     ),
     "lab-timeout.txt": ("A job killed at its time limit", timeout_scenario, SlurmConfig()),
+    "lab-batch.txt": ("Several jobs in one command", batch_scenario, SlurmConfig()),
 }
 
 

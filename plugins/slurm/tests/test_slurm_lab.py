@@ -337,5 +337,7 @@ async def test_the_recorder_writes_what_the_recordings_hold(
     assert submissions, "every scenario submits"
     for entry in submissions:
         assert entry.command is not None, "an exact command: nothing random in it"
+        if shlex.split(entry.command)[-2:] == ["sh", "-s"]:
+            continue  # several jobs: their sbatch commands are in the script sh reads
         assert shlex.split(entry.command)[-1].startswith("--"), "no script path"
         assert "sbatch --parsable" in entry.command and "sh -c" not in entry.command

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from slurm_transcripts import transcript
+from slurm_transcripts import header, transcript
 
 from corral_sdk.errors import Invalid, ProviderError
-from corral_sdk.providers.scheduler import JobSpec
+from corral_sdk.providers.scheduler import JobSpec, SubmittedJob
 from corral_sdk.testing import TranscriptRunner
 from corral_sdk.transport import CommandResult
 from corral_slurm.config import SlurmConfig
@@ -435,3 +435,143 @@ async def test_sbatchs_refusal_reaches_the_user_as_it_said_it(shell: str, tmp_pa
         "combination specified"
     )
     assert list(runner.home.iterdir()) == [], "sbatch refused without reading; no file either"
+
+
+# --- several jobs in one command (submit_many) ---------------------------------------------------
+
+COUNTING_SBATCH = """#!/bin/sh
+# as the real one: reads the script from standard input; refuses the partition "nowhere"
+n=$(( $(cat "$HOME/count" 2>/dev/null || echo 0) + 1 ))
+echo "$n" > "$HOME/count"
+printf '%s\\n' "$@" > "$HOME/argv-$n"
+printf '%s' "${GREETING-unset}" > "$HOME/greeting-$n"
+cat > "$HOME/script-$n" || exit 1
+case " $* " in *--partition=nowhere*)
+  echo 'sbatch: error: invalid partition specified: nowhere' >&2; exit 1;;
+esac
+echo "$(( 5000 + n ))"
+"""
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+async def test_many_jobs_go_in_one_command_and_each_script_arrives_verbatim(
+    shell: str, tmp_path: Path
+) -> None:
+    runner = shell_runner(shell, tmp_path, sbatch=COUNTING_SBATCH)
+    calls: list[str] = []
+    run = runner.run
+
+    async def counting(command: str, **kwargs: object) -> CommandResult:
+        calls.append(command)
+        return await run(command, **kwargs)  # type: ignore[arg-type]
+
+    runner.run = counting  # type: ignore[method-assign]
+    marker_like = "corral-sbatch-0123456789abcdef0123456789abcdef"
+    scripts = [
+        "#!/bin/bash\necho \"$GREETING\" `id` $(id) 'q' \\\\ %s\n\techo tab\nno newline",
+        f"#!/bin/sh\ncat <<'EOF'\nEOF\n{marker_like}-0\n{marker_like} end 0 0\ntrue\n",
+        "#!/bin/sh\ntrue\n",
+        "#!/bin/sh\r\necho crlf\r\n",
+    ]
+    jobs = [
+        JobSpec(script=scripts[0], name=HOSTILE, env={"GREETING": HOSTILE + "\nline,2"}),
+        JobSpec(script=scripts[1]),
+        JobSpec(script=scripts[2], partition="nowhere"),
+        JobSpec(script="#!/bin/sh\ntrue\n", array="every other"),
+        JobSpec(script=scripts[3], name="last"),
+    ]
+    results = await Slurm(runner, None).submit_many(jobs)  # type: ignore[arg-type]
+    assert len(calls) == 1 and calls[0] == "sh -s", calls
+    first, second, refused, invalid, last = results
+    assert isinstance(first, SubmittedJob) and first.job_id == "5001"
+    assert isinstance(second, SubmittedJob) and second.job_id == "5002"
+    assert isinstance(refused, ProviderError)
+    assert refused.message == "sbatch: error: invalid partition specified: nowhere"
+    assert isinstance(invalid, Invalid) and invalid.field == "array", "refused before sending"
+    assert isinstance(last, SubmittedJob) and last.job_id == "5004"
+    home = runner.home
+    assert (home / "count").read_text() == "4\n", "the invalid job never reached sbatch"
+    assert (home / "script-1").read_text() == scripts[0] + "\n"
+    assert (home / "script-2").read_text() == scripts[1], "marker-like lines end nothing"
+    assert (home / "script-4").read_bytes() == scripts[3].encode(), "carriage returns kept"
+    assert (home / "greeting-1").read_text() == HOSTILE + "\nline,2"
+    assert (home / "greeting-2").read_text() == "unset", "one job's environment is its own"
+    assert (home / "argv-1").read_text().splitlines() == [
+        "--parsable",
+        f"--job-name={HOSTILE}",
+        "--export=ALL,GREETING",
+    ]
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+async def test_a_failing_prefix_fails_every_job_of_the_batch(shell: str, tmp_path: Path) -> None:
+    runner = shell_runner(shell, tmp_path, sbatch=COUNTING_SBATCH)
+    config = SlurmConfig(command_prefix="corral-no-such-command load slurm")
+    results = await Slurm(runner, config).submit_many([_spec(), _spec()])  # type: ignore[arg-type]
+    for result in results:
+        assert isinstance(result, ProviderError)
+        assert "corral-no-such-command" in result.message, result.message
+    assert not (runner.home / "count").exists(), "sbatch did not run"
+
+
+async def test_one_job_of_many_is_a_plain_submission() -> None:
+    runner = transcript("conformance.txt", target="alice@login1")
+    job = JobSpec(script="#!/bin/bash\necho corral-conformance\n", name="corral-conformance")
+    (result,) = await Slurm(runner, None).submit_many([job])
+    assert isinstance(result, SubmittedJob) and result.job_id == "4242"
+    assert submission(runner).argv[0] == "sbatch", "no sh -s for a single job"
+
+
+async def test_a_batch_recorded_from_the_lab() -> None:
+    jobs = header("lab-batch.txt", "jobs")
+    runner = transcript("lab-batch.txt", target="alice@ctl")
+    slurm = Slurm(runner, None)
+    first, refused, third, invalid = await slurm.submit_many(
+        [
+            JobSpec(script=SLEEP_1, name="corral-batch-1"),
+            JobSpec(script=SLEEP_1, partition="nowhere"),
+            JobSpec(script="#!/bin/bash\nsleep 1", name="corral-batch-3", env={"A": "b c"}),
+            JobSpec(script=SLEEP_1, array="every other"),
+        ]
+    )
+    assert isinstance(first, SubmittedJob) and first.job_id == jobs["first"]
+    assert isinstance(third, SubmittedJob) and third.job_id == jobs["third"]
+    assert isinstance(refused, ProviderError)
+    assert refused.message == (
+        "sbatch: error: invalid partition specified: nowhere\n"
+        "sbatch: error: Batch job submission failed: Invalid partition name specified"
+    )
+    assert isinstance(invalid, Invalid)
+    broken = Slurm(runner, SlurmConfig(command_prefix="corral-no-such-module"))
+    for result in await broken.submit_many([JobSpec(script=SLEEP_1), JobSpec(script=SLEEP_2)]):
+        assert isinstance(result, ProviderError)
+        assert result.message == "bash: line 2: corral-no-such-module: command not found"
+
+
+SLEEP_1 = "#!/bin/bash\nsleep 1\n"
+SLEEP_2 = "#!/bin/bash\nsleep 2\n"
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+async def test_the_output_files_directories_are_made_before_sbatch(
+    shell: str, tmp_path: Path
+) -> None:
+    """slurmd cannot open an output file in a missing directory: the job would fail at launch
+    (JobLaunchFailure) with nothing written anywhere."""
+    runner = shell_runner(shell, tmp_path)
+    home = runner.home
+    job = _spec(
+        output_path=f"{home}/.corral/jobs dir/a.out",
+        error_path="logs/%u/%j.err",  # Slurm's patterns: not a directory mkdir can make
+        working_directory=str(home / "work"),
+    )
+    await Slurm(runner, None).submit(job)  # type: ignore[arg-type]
+    assert (home / ".corral" / "jobs dir").is_dir()
+    assert not (home / "work").exists(), "a directory with % patterns is left to the user"
+    (tmp_path / "again").mkdir()
+    runner = shell_runner(shell, tmp_path / "again", sbatch=COUNTING_SBATCH)
+    home = runner.home
+    jobs = [_spec(output_path="out/a.out", working_directory=str(home / "w")), _spec()]
+    results = await Slurm(runner, None).submit_many(jobs)  # type: ignore[arg-type]
+    assert all(isinstance(result, SubmittedJob) for result in results), results
+    assert (home / "w" / "out").is_dir(), "relative to the job's working directory"

@@ -56,6 +56,8 @@ class SchedulerFeature(StrEnum):
     NODES = "nodes"
     ELASTIC_NODES = "elastic-nodes"
     """Can declare cloud nodes that are powered up and down on demand."""
+    BATCH_SUBMIT = "batch-submit"
+    """Submits several jobs in one command (``submit_many``)."""
 
 
 class StorageFeature(StrEnum):

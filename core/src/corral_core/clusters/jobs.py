@@ -27,8 +27,9 @@ from corral_core.identity.names import ResourceRef
 from corral_core.identity.roles import Principal
 from corral_core.resources.access import OWNER
 from corral_core.resources.models import Resource
-from corral_sdk.errors import Conflict, NotFound
-from corral_sdk.providers.scheduler import JobSpec, JobState, JobStatus
+from corral_sdk.errors import Conflict, CorralError, NotFound, Timeout, TransportError
+from corral_sdk.features import SchedulerFeature
+from corral_sdk.providers.scheduler import JobSpec, JobState, JobStatus, Scheduler, SubmittedJob
 from corral_sdk.wire import JobSubmit
 
 __all__ = ["JobService", "PollCoalescer"]
@@ -79,12 +80,96 @@ class PollCoalescer:
             self._draining.discard(key)
 
 
+class _Submission:
+    def __init__(self, spec: JobSpec, loop: asyncio.AbstractEventLoop) -> None:
+        self.spec = spec
+        self.done: asyncio.Future[SubmittedJob | CorralError] = loop.create_future()
+
+
+class SubmitBatcher:
+    """Submissions to one cluster as one user: up to :attr:`LANES` submit commands at a time.
+    With a scheduler that has ``BATCH_SUBMIT``, jobs that arrive while every lane is busy go
+    together in the next free one, up to :attr:`BATCH` per command (``submit_many``): a lone
+    job is one command, a burst costs the login node one SSH session per batch, not per job."""
+
+    LANES = 2
+    BATCH = 50
+
+    def __init__(self) -> None:
+        self._waiting: dict[tuple[int, Any], list[_Submission]] = {}
+        self._busy: dict[tuple[int, Any], int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(
+        self, key: Any, spec: JobSpec, scheduler: Scheduler, *, batch: bool
+    ) -> SubmittedJob:
+        """Submit ``spec`` with the jobs of the same ``key`` (cluster, user, cluster version)
+        that are waiting for a lane; raises what submitting this job alone would raise."""
+        loop = asyncio.get_running_loop()
+        lane = (id(loop), key)
+        submission = _Submission(spec, loop)
+        waiting = self._waiting.setdefault(lane, [])
+        waiting.append(submission)
+        if self._busy.get(lane, 0) < self.LANES:
+            self._busy[lane] = self._busy.get(lane, 0) + 1
+            task = loop.create_task(self._drain(lane, scheduler, self.BATCH if batch else 1))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        try:
+            result = await asyncio.shield(submission.done)
+        except asyncio.CancelledError:
+            if submission in self._waiting.get(lane, ()):
+                self._waiting[lane].remove(submission)  # not sent yet: it never will be
+            raise
+        if isinstance(result, CorralError):
+            raise result
+        return result
+
+    async def _drain(self, lane: tuple[int, Any], scheduler: Scheduler, size: int) -> None:
+        try:
+            while waiting := self._waiting.get(lane):
+                batch, waiting[:] = waiting[:size], waiting[size:]
+                try:
+                    results = await self._submit(scheduler, [item.spec for item in batch])
+                except BaseException as exc:
+                    for item in batch:
+                        if not item.done.done():
+                            item.done.set_exception(exc)
+                            item.done.exception()  # retrieved: a caller that left must not warn
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for item, result in zip(batch, results, strict=True):
+                    if not item.done.done():
+                        item.done.set_result(result)
+        finally:
+            self._busy[lane] -= 1
+            if not self._busy[lane]:
+                del self._busy[lane]
+                if not self._waiting.get(lane):
+                    self._waiting.pop(lane, None)
+
+    @staticmethod
+    async def _submit(
+        scheduler: Scheduler, specs: list[JobSpec]
+    ) -> Sequence[SubmittedJob | CorralError]:
+        if len(specs) > 1:
+            return await scheduler.submit_many(specs)
+        try:
+            return [await scheduler.submit(specs[0])]
+        except (TransportError, Timeout):
+            raise
+        except CorralError as exc:
+            return [exc]
+
+
 class JobService:
     def __init__(self, clusters: ClusterService) -> None:
         self.clusters = clusters
         self.db = clusters.db
         self.events = clusters.events
         self._coalescer = PollCoalescer()
+        self._submits = SubmitBatcher()
 
     # --- submit ---------------------------------------------------------------------------------
 
@@ -113,7 +198,12 @@ class JobService:
                 "name": data.name or "corral-job",
             }
         )
-        submitted = await self.clusters.scheduler(resource, runner).submit(spec)
+        submitted = await self._submits.submit(
+            (resource.id, principal.username, resource.generation),
+            spec,
+            self.clusters.scheduler(resource, runner),
+            batch=self.clusters.supports(resource, SchedulerFeature.BATCH_SUBMIT),
+        )
         now = utcnow()
         row = ClusterJob(
             resource_id=resource.id,

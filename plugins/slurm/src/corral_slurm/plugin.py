@@ -20,6 +20,7 @@ RECORD = SchedulerRecord(
             SchedulerFeature.PARTITIONS,
             SchedulerFeature.NODES,
             SchedulerFeature.ELASTIC_NODES,
+            SchedulerFeature.BATCH_SUBMIT,
         }
     ),
     docs=(

@@ -3,21 +3,27 @@ environment and the script sbatch reads on its standard input."""
 
 from __future__ import annotations
 
+import hashlib
+import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import msgspec
 
 from corral_sdk.errors import Invalid
 from corral_sdk.providers.scheduler import JobSpec
+from corral_sdk.transport import CommandResult
 from corral_slurm.config import OPTION_NAME, has_control_characters
 from corral_slurm.jobs import JOB_ID
 from corral_slurm.values import format_duration
 
 __all__ = [
     "MAIL_TYPES",
+    "SbatchBatch",
     "SbatchRequest",
+    "output_directories",
     "parse_sbatch_output",
+    "sbatch_batch",
     "sbatch_request",
 ]
 
@@ -254,6 +260,21 @@ def sbatch_request(job: JobSpec, defaults: Mapping[str, str | None]) -> SbatchRe
 _SBATCH_ID = re.compile(r"^(\d+)(?:;(\S+))?$")
 
 
+def output_directories(job: JobSpec) -> list[str]:
+    """The directories of the job's output and error files that ``mkdir -p`` can make before
+    sbatch: those without Slurm's ``%`` patterns, relative ones under the working directory."""
+    directories = []
+    for path in (job.output_path, job.error_path):
+        directory = posixpath.dirname(path or "")
+        if not directory or "%" in directory:
+            continue
+        if not posixpath.isabs(directory) and job.working_directory:
+            directory = posixpath.join(job.working_directory, directory)
+        if directory not in directories:
+            directories.append(directory)
+    return directories
+
+
 def parse_sbatch_output(stdout: str) -> str | None:
     """The job id ``sbatch --parsable`` printed (``1234`` or ``1234;cluster``), or ``None``."""
     lines = [line.strip() for line in stdout.splitlines() if line.strip()]
@@ -261,3 +282,87 @@ def parse_sbatch_output(stdout: str) -> str | None:
         return None
     match = _SBATCH_ID.match(lines[-1])
     return match.group(1) if match else None
+
+
+class SbatchBatch(msgspec.Struct, frozen=True, kw_only=True):
+    """Several sbatch calls as one ``sh -s`` script, and what each of them printed."""
+
+    script: str
+    """The script for ``sh -s``'s standard input."""
+    marker: str
+    """Starts the lines the script prints between calls; never in what a call prints."""
+    count: int
+
+    def results(self, result: CommandResult) -> list[CommandResult]:
+        """One result per call, from the whole script's; a call the script never finished (the
+        command before ``sh -s`` failed, the shell died) gets the whole script's failure."""
+        out = _sections(result.stdout, self.marker)
+        err = _sections(result.stderr, self.marker)
+        calls = []
+        for index in range(self.count):
+            stdout, status = out.get(index, ("", None))
+            stderr = err.get(index, ("", None))[0]
+            if status is None:
+                stdout = stdout or result.stdout.strip()
+                stderr = (
+                    stderr or result.stderr.strip() or "the submission stopped before sbatch ended"
+                )
+                status = result.exit_status or 255
+            calls.append(
+                CommandResult(
+                    command=f"{result.command} (sbatch {index + 1} of {self.count})",
+                    exit_status=status,
+                    stdout=stdout,
+                    stderr=stderr,
+                )
+            )
+        return calls
+
+
+def _sections(text: str, marker: str) -> dict[int, tuple[str, int | None]]:
+    """``{call: (what it printed, its exit status or None)}`` from a stream the batch script
+    divided with ``<marker> begin <call>`` and ``<marker> end <call> <status>`` lines."""
+    sections: dict[int, tuple[str, int | None]] = {}
+    current: int | None = None
+    lines: list[str] = []
+
+    def close(status: int | None) -> None:
+        if current is not None:
+            sections[current] = ("\n".join(lines).strip("\n"), status)
+
+    for line in text.split("\n"):
+        words = line.split(" ") if line.startswith(marker + " ") else []
+        if len(words) == 3 and words[1] == "begin" and words[2].isdigit():
+            close(None)
+            current, lines = int(words[2]), []
+        elif len(words) == 4 and words[1] == "end" and words[2].isdigit() and words[3].isdigit():
+            close(int(words[3]))
+            current, lines = None, []
+        elif current is not None:
+            lines.append(line)
+    close(None)
+    return sections
+
+
+def sbatch_batch(calls: Sequence[tuple[str, str]]) -> SbatchBatch:
+    """The ``sh -s`` script running each ``(command, script)`` call with its job script as a
+    quoted here-document, printing marker lines around what each call prints.
+
+    The marker is a digest of every call and script, so no script can contain it (it would have
+    to hold its own digest): neither as a here-document's closing line nor in what sbatch prints.
+    """
+    digest = hashlib.sha256()
+    for command, script in calls:
+        digest.update(command.encode() + b"\0" + script.encode() + b"\0")
+    marker = f"corral-sbatch-{digest.hexdigest()[:32]}"
+    lines = []
+    for index, (command, script) in enumerate(calls):
+        body = script if script.endswith("\n") else script + "\n"
+        lines += [
+            f"printf '\\n%s\\n' '{marker} begin {index}'",
+            f"printf '\\n%s\\n' '{marker} begin {index}' >&2",
+            f"{command} <<'{marker}-{index}'",
+            body + f"{marker}-{index}",
+            f"printf '\\n{marker} end {index} %d\\n' \"$?\"",
+        ]
+    return SbatchBatch(script="\n".join(lines) + "\n", marker=marker, count=len(calls))

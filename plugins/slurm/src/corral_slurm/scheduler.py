@@ -8,7 +8,16 @@ import shlex
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-from corral_sdk.errors import Conflict, Invalid, NotFound, PermissionDenied, ProviderError
+from corral_sdk.errors import (
+    Conflict,
+    CorralError,
+    Invalid,
+    NotFound,
+    PermissionDenied,
+    ProviderError,
+    Timeout,
+    TransportError,
+)
 from corral_sdk.providers.scheduler import (
     AccountingRecord,
     ConfigFile,
@@ -45,7 +54,12 @@ from corral_slurm.jobs import (
     parse_squeue,
     queue_status,
 )
-from corral_slurm.sbatch import parse_sbatch_output, sbatch_request
+from corral_slurm.sbatch import (
+    output_directories,
+    parse_sbatch_output,
+    sbatch_batch,
+    sbatch_request,
+)
 
 __all__ = ["JSON_SQUEUE_VERSIONS", "Slurm"]
 
@@ -103,7 +117,9 @@ class Slurm(SchedulerBase):
 
     def _command(self, argv: Sequence[str]) -> str:
         """``argv`` shell-quoted, after the configured prefix."""
-        command = shlex.join(argv)
+        return self._prefixed(shlex.join(argv))
+
+    def _prefixed(self, command: str) -> str:
         if self.config.command_prefix.strip():
             return f"{self.config.command_prefix.strip()} && {command}"
         return command
@@ -191,20 +207,22 @@ class Slurm(SchedulerBase):
 
     # --- Scheduler --------------------------------------------------------------------------
 
-    async def submit(self, job: JobSpec) -> SubmittedJob:
-        """``[prefix && ][env K=V ...] sbatch --parsable <options>`` with the script on its
-        standard input: one command, one round trip, no file written and no ``sh -c``. sbatch
-        reads the script from standard input when given no file name, and Slurm keeps it with
-        the job (``scontrol write batch_script <id> -`` prints it back)."""
+    def _sbatch(self, job: JobSpec) -> tuple[str, str]:
+        """``[mkdir -p -- <dirs> && ][env K=V ...] sbatch --parsable <options>`` and the script
+        for its standard input. The output files' directories are made first: slurmd cannot
+        open an output file in a missing directory and the job fails at launch, saying nothing."""
         request = sbatch_request(job, self.config.sbatch_options)
         argv = ["sbatch", "--parsable", *request.options]
         if request.environment:
             argv = ["env", *(f"{name}={value}" for name, value in request.environment), *argv]
-        result = await self.runner.run(
-            self._command(argv),
-            input=request.script,
-            timeout=self.config.command_timeout_seconds,
-        )
+        directories = output_directories(job)
+        if directories:
+            return f"{shlex.join(['mkdir', '-p', '--', *directories])} && {shlex.join(argv)}", (
+                request.script
+            )
+        return shlex.join(argv), request.script
+
+    def _submitted(self, result: CommandResult) -> SubmittedJob:
         if not result.ok:
             raise self._fail("sbatch", result)
         job_id = parse_sbatch_output(result.stdout)
@@ -214,6 +232,59 @@ class Slurm(SchedulerBase):
                 log_message=f"sbatch on {self.runner.target} printed {result.stdout!r}",
             )
         return SubmittedJob(job_id=job_id, message=(result.stdout + result.stderr).strip())
+
+    async def submit(self, job: JobSpec) -> SubmittedJob:
+        """``[prefix && ][env K=V ...] sbatch --parsable <options>`` with the script on its
+        standard input: one command, one round trip, no file written and no ``sh -c``. sbatch
+        reads the script from standard input when given no file name, and Slurm keeps it with
+        the job (``scontrol write batch_script <id> -`` prints it back)."""
+        command, script = self._sbatch(job)
+        result = await self.runner.run(
+            self._prefixed(command), input=script, timeout=self.config.command_timeout_seconds
+        )
+        return self._submitted(result)
+
+    async def submit_many(self, jobs: Sequence[JobSpec]) -> Sequence[SubmittedJob | CorralError]:
+        """One job as :meth:`submit`; several in one command: ``[prefix && ]sh -s`` reading
+        from its standard input a script that runs each job's sbatch with the job's script as a
+        here-document, the sbatch calls one after the other as they would be typed."""
+        results: list[SubmittedJob | CorralError | None] = []
+        batch: list[tuple[int, str, str]] = []
+        for job in jobs:
+            try:
+                command, script = self._sbatch(job)
+            except CorralError as exc:
+                results.append(exc)
+            else:
+                batch.append((len(results), command, script))
+                results.append(None)
+        if len(batch) == 1:
+            index, command, script = batch[0]
+            try:
+                results[index] = self._submitted(
+                    await self.runner.run(
+                        self._prefixed(command),
+                        input=script,
+                        timeout=self.config.command_timeout_seconds,
+                    )
+                )
+            except (TransportError, Timeout):
+                raise
+            except CorralError as exc:
+                results[index] = exc
+        elif batch:
+            driver = sbatch_batch([(command, script) for _, command, script in batch])
+            result = await self.runner.run(
+                self._command(["sh", "-s"]),
+                input=driver.script,
+                timeout=self.config.command_timeout_seconds * len(batch),
+            )
+            for (index, _, _), outcome in zip(batch, driver.results(result), strict=True):
+                try:
+                    results[index] = self._submitted(outcome)
+                except CorralError as exc:
+                    results[index] = exc
+        return [result for result in results if result is not None]
 
     async def status(self, job_ids: Sequence[str]) -> Mapping[str, JobStatus]:
         """One ``squeue`` for every id; one ``sacct`` more only for ids that left the queue

@@ -23,7 +23,7 @@ from typing import Protocol, runtime_checkable
 
 import msgspec
 
-from corral_sdk.errors import Invalid
+from corral_sdk.errors import CorralError, Invalid
 from corral_sdk.features import SchedulerFeature
 from corral_sdk.providers._common import unsupported, unsupported_default
 
@@ -320,6 +320,17 @@ class Scheduler(Protocol):
         """The jobs in the queue (pending and running), optionally of one user or partition."""
         ...
 
+    # --- SchedulerFeature.BATCH_SUBMIT
+
+    async def submit_many(self, jobs: Sequence[JobSpec]) -> Sequence[SubmittedJob | CorralError]:
+        """Submit several jobs in one round trip.
+
+        One result per job, in order: the job as :meth:`submit` would return it, or the error
+        :meth:`submit` would have raised for that job alone. An error that stops them all (the
+        connection is lost) is raised. An empty ``jobs`` runs nothing.
+        """
+        ...
+
     # --- SchedulerFeature.HOLD_RELEASE
 
     async def hold(self, job_ids: Sequence[str]) -> None:
@@ -372,6 +383,7 @@ SCHEDULER_FEATURE_METHODS: Mapping[SchedulerFeature, tuple[str, ...]] = MappingP
         SchedulerFeature.PARTITIONS: ("partitions",),
         SchedulerFeature.NODES: ("nodes",),
         SchedulerFeature.ELASTIC_NODES: ("elastic_config",),
+        SchedulerFeature.BATCH_SUBMIT: ("submit_many",),
     }
 )
 """The methods each :class:`~corral_sdk.features.SchedulerFeature` needs; ``JOB_ARRAYS`` is the
@@ -380,6 +392,10 @@ SCHEDULER_FEATURE_METHODS: Mapping[SchedulerFeature, tuple[str, ...]] = MappingP
 
 class SchedulerBase:
     """Optional mixin: every feature method raises ``ProviderError(reason="unsupported")``."""
+
+    @unsupported_default
+    async def submit_many(self, jobs: Sequence[JobSpec]) -> Sequence[SubmittedJob | CorralError]:
+        raise unsupported(self, "submit_many")
 
     @unsupported_default
     async def hold(self, job_ids: Sequence[str]) -> None:

@@ -786,6 +786,21 @@ class SchedulerConformance(ProviderConformance):
         await self._submit(provider, job_spec)
 
     @pytest.mark.anyio
+    async def test_submit_many_returns_one_result_per_job(
+        self, record: SchedulerRecord, provider: Scheduler, job_spec: JobSpec
+    ) -> None:
+        if SchedulerFeature.BATCH_SUBMIT not in record.features:
+            pytest.skip("the record does not declare BATCH_SUBMIT")
+        results = await provider.submit_many([job_spec, job_spec])
+        assert len(results) == 2, f"submit_many() of two jobs gave {len(results)} results"
+        for result in results:
+            assert isinstance(result, SubmittedJob), (
+                f"submit_many() gave {result!r} for a job submit() accepts"
+            )
+            assert result.job_id.strip() and " " not in result.job_id, result.job_id
+        assert list(await provider.submit_many([])) == [], "submit_many([]) submits nothing"
+
+    @pytest.mark.anyio
     async def test_status_of_submitted_job(self, provider: Scheduler, job_spec: JobSpec) -> None:
         job_id = await self._submit(provider, job_spec)
         statuses = await provider.status([job_id])
