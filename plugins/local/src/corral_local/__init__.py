@@ -1,0 +1,1 @@
+"""Corral's local cloud: instances are hosts on this machine."""
