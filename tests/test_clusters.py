@@ -45,6 +45,10 @@ def wait_until(what: str, check: Any, timeout: float = 60.0, every: float = 0.25
     raise AssertionError(f"{what} did not happen within {timeout}s (last: {last!r})")
 
 
+def finished(job: dict[str, Any]) -> dict[str, Any] | None:
+    return job if job["state"] in TERMINAL else None
+
+
 def cluster(server: LabServer, user: str, name: str) -> dict[str, Any]:
     owner = "alice"
     with server.client(user) as client:
@@ -229,9 +233,7 @@ def test_a_burst_of_submissions_shares_ssh_sessions_and_every_job_runs(
             job_url = f"{url}/{job['id']}"
             shown = wait_until(
                 f"job {job['job_id']} finished",
-                lambda u=job_url: (lambda j: j if j["state"] in TERMINAL else None)(
-                    client.get(u).json()
-                ),
+                lambda u=job_url: finished(client.get(u).json()),
                 timeout=120,
             )
             assert shown["state"] == "completed", shown
