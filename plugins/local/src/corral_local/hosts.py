@@ -257,11 +257,13 @@ class LocalHosts:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def find(self, idempotency_key: str) -> list[HostRecord]:
-        return [
+        """The hosts made for ``idempotency_key``, in the order they were made (the names')."""
+        found = [
             r
             for r in self.records()
             if r.idempotency_key == idempotency_key and r.state != "terminating"
         ]
+        return sorted(found, key=lambda r: r.launched_at)
 
     def create(
         self,
