@@ -140,13 +140,13 @@ async def test_a_burst_fills_the_lanes_then_goes_in_batches() -> None:
     calls = []
     for name in names:  # one request after the other, as they reach the API
         calls.append(
-            asyncio.ensure_future(batcher.submit(("c", "alice"), _job(name), scheduler, batch=True))  # type: ignore[arg-type]
+            asyncio.ensure_future(batcher.submit(("c", "alice"), _job(name), scheduler, batch=True))
         )
         await _settle()
     assert scheduler.commands == [[n] for n in names[: SubmitBatcher.LANES]], "one job each"
     scheduler.gate.set()
     results = await asyncio.gather(*calls, return_exceptions=True)
-    assert [r.job_id for r in results[:-1]] == names[:-1], "each caller gets its own job"  # type: ignore[union-attr]
+    assert [r.job_id for r in results[:-1]] == names[:-1], "each caller gets its own job"
     assert isinstance(results[-1], Invalid), "a job's own error reaches its caller alone"
     waiting = names[SubmitBatcher.LANES :]
     assert [n for names in scheduler.commands[SubmitBatcher.LANES :] for n in names] == waiting
@@ -157,8 +157,7 @@ async def test_a_burst_fills_the_lanes_then_goes_in_batches() -> None:
 async def test_without_batch_submit_each_job_is_its_own_command() -> None:
     batcher, scheduler = SubmitBatcher(), GatedScheduler()
     calls = [
-        batcher.submit(("c", "alice"), _job(f"job{i}"), scheduler, batch=False)  # type: ignore[arg-type]
-        for i in range(9)
+        batcher.submit(("c", "alice"), _job(f"job{i}"), scheduler, batch=False) for i in range(9)
     ]
     scheduler.gate.set()
     await asyncio.gather(*calls)
@@ -172,12 +171,12 @@ async def test_a_lost_connection_fails_its_batch_and_a_caller_who_left_is_not_se
     lanes = []
     for i in range(SubmitBatcher.LANES):
         lanes.append(
-            asyncio.ensure_future(batcher.submit(key, _job(f"job{i}"), scheduler, batch=True))  # type: ignore[arg-type]
+            asyncio.ensure_future(batcher.submit(key, _job(f"job{i}"), scheduler, batch=True))
         )
         await _settle()
-    left = asyncio.ensure_future(batcher.submit(key, _job("left"), scheduler, batch=True))  # type: ignore[arg-type]
-    lost = asyncio.ensure_future(batcher.submit(key, _job("lost"), scheduler, batch=True))  # type: ignore[arg-type]
-    stays = asyncio.ensure_future(batcher.submit(key, _job("stays"), scheduler, batch=True))  # type: ignore[arg-type]
+    left = asyncio.ensure_future(batcher.submit(key, _job("left"), scheduler, batch=True))
+    lost = asyncio.ensure_future(batcher.submit(key, _job("lost"), scheduler, batch=True))
+    stays = asyncio.ensure_future(batcher.submit(key, _job("stays"), scheduler, batch=True))
     await _settle()
     left.cancel()
     await _settle()
@@ -190,5 +189,5 @@ async def test_a_lost_connection_fails_its_batch_and_a_caller_who_left_is_not_se
     assert "left" not in [n for names in scheduler.commands for n in names], (
         "a caller who left is never submitted"
     )
-    other = await batcher.submit(("c", "bob"), _job("bobs"), scheduler, batch=True)  # type: ignore[arg-type]
+    other = await batcher.submit(("c", "bob"), _job("bobs"), scheduler, batch=True)
     assert other.job_id == "bobs", "the lanes are free again"

@@ -9,13 +9,16 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
-from corral_local.hosts import HostRecord, LocalHosts, describe_settings
+from corral_local.hosts import HostRecord, LocalHosts, parse_settings
 
 from corral_sdk.errors import Invalid
+
+T = TypeVar("T")
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="hosts are network namespaces: root")
 
@@ -48,7 +51,7 @@ def hosts() -> Iterator[LocalHosts]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def _wait(check, what: str, within: float = 20) -> object:  # type: ignore[no-untyped-def]
+def _wait(check: Callable[[], T], what: str, within: float = 20) -> T:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         result = check()
@@ -146,8 +149,8 @@ def test_a_failing_user_data_is_reported_with_its_output(hosts: LocalHosts) -> N
 
 def test_settings_are_checked() -> None:
     with pytest.raises(Invalid, match="under /tmp"):
-        describe_settings({"root": "/tmp/x"})
+        parse_settings({"root": "/tmp/x"})
     with pytest.raises(Invalid, match="unknown local cloud setting 'subnett'"):
-        describe_settings({"subnett": "10.0.0.0/8"})
+        parse_settings({"subnett": "10.0.0.0/8"})
     with pytest.raises(Invalid, match="not a network"):
         LocalHosts(Path("/var/lib/x"), "10.0.0.300/8", "b")

@@ -3,12 +3,10 @@ script it sends; and what PBS cannot express."""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
 import shlex
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +17,8 @@ from corral_pbs.scheduler import PBS
 from corral_pbs.submit import interpreter_family, job_name, job_script, qsub_options, walltime
 from corral_sdk.errors import Invalid, ProviderError
 from corral_sdk.providers.scheduler import JobSpec
-from corral_sdk.testing import TranscriptRunner
-from corral_sdk.transport import CommandResult
+from corral_sdk.testing import ShellRunner, TranscriptRunner
+from corral_sdk.testing import shell_runner as sdk_shell_runner
 
 SCRIPT = '#!/bin/bash\n#PBS -l filesystems=home\n\n# the work\nsrun ./app "$1"\n'
 HOSTILE = "x'; rm -rf ~ #$(id)`id`"
@@ -402,59 +400,8 @@ echo 1234.pbs01
 """
 
 
-class ShellRunner:
-    """Runs commands with a real ``shell`` in ``home`` (which is also ``$HOME``), with the
-    programs of ``bin_dir`` first on the ``PATH``: the shell semantics of the submission
-    command without PBS. Only ``run``, all that ``submit()`` uses; ``results`` keeps what each
-    command ended with."""
-
-    def __init__(self, shell: str, home: Path, bin_dir: Path) -> None:
-        self.shell = shell
-        self.home = home
-        self.bin_dir = bin_dir
-        self.target = f"{shell} in {home.name}"
-        self.results: list[CommandResult] = []
-
-    async def run(
-        self,
-        command: str,
-        *,
-        input: str | None = None,
-        env: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-        check: bool = False,
-    ) -> CommandResult:
-        process = await asyncio.create_subprocess_exec(
-            self.shell,
-            "-c",
-            command,
-            cwd=self.home,
-            env={"PATH": f"{self.bin_dir}:{os.environ['PATH']}", "HOME": str(self.home)},
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        stdout, stderr = await asyncio.wait_for(
-            process.communicate(input.encode() if input is not None else None), 30
-        )
-        assert process.returncode is not None
-        result = CommandResult(
-            command=command,
-            exit_status=process.returncode,
-            stdout=stdout.decode(),
-            stderr=stderr.decode(),
-        )
-        self.results.append(result)
-        return result
-
-
 def shell_runner(shell: str, tmp_path: Path, qsub: str = FAKE_QSUB) -> ShellRunner:
-    home, bin_dir = tmp_path / "home", tmp_path / "bin"
-    home.mkdir()
-    bin_dir.mkdir()
-    (bin_dir / "qsub").write_text(qsub)
-    (bin_dir / "qsub").chmod(0o755)
-    return ShellRunner(shell, home, bin_dir)
+    return sdk_shell_runner(shell, tmp_path, {"qsub": qsub})
 
 
 @pytest.mark.anyio

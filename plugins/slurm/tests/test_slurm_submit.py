@@ -3,11 +3,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import shlex
 import shutil
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +14,8 @@ from slurm_transcripts import header, transcript
 
 from corral_sdk.errors import Invalid, ProviderError
 from corral_sdk.providers.scheduler import JobSpec, SubmittedJob
-from corral_sdk.testing import TranscriptRunner
-from corral_sdk.transport import CommandResult
+from corral_sdk.testing import ShellRunner, TranscriptRunner
+from corral_sdk.testing import shell_runner as sdk_shell_runner
 from corral_slurm.config import SlurmConfig
 from corral_slurm.scheduler import Slurm
 
@@ -316,55 +313,8 @@ SBATCH_WROTE = {"sbatch-argv", "sbatch-greeting", "sbatch-prefix", "sbatch-scrip
 """What the stand-in sbatch writes: all that a submission leaves in the home directory."""
 
 
-class ShellRunner:
-    """Runs commands with a real ``shell`` in ``home`` (which is also ``$HOME``), with the
-    programs of ``bin_dir`` first on the ``PATH``: the shell semantics of the submission
-    command without Slurm. Only ``run``, all that ``submit()`` uses."""
-
-    def __init__(self, shell: str, home: Path, bin_dir: Path) -> None:
-        self.shell = shell
-        self.home = home
-        self.bin_dir = bin_dir
-        self.target = f"{shell} in {home.name}"
-
-    async def run(
-        self,
-        command: str,
-        *,
-        input: str | None = None,
-        env: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-        check: bool = False,
-    ) -> CommandResult:
-        process = await asyncio.create_subprocess_exec(
-            self.shell,
-            "-c",
-            command,
-            cwd=self.home,
-            env={"PATH": f"{self.bin_dir}:{os.environ['PATH']}", "HOME": str(self.home)},
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        stdout, stderr = await asyncio.wait_for(
-            process.communicate(input.encode() if input is not None else None), 30
-        )
-        assert process.returncode is not None
-        return CommandResult(
-            command=command,
-            exit_status=process.returncode,
-            stdout=stdout.decode(),
-            stderr=stderr.decode(),
-        )
-
-
 def shell_runner(shell: str, tmp_path: Path, sbatch: str = FAKE_SBATCH) -> ShellRunner:
-    home, bin_dir = tmp_path / "home", tmp_path / "bin"
-    home.mkdir()
-    bin_dir.mkdir()
-    (bin_dir / "sbatch").write_text(sbatch)
-    (bin_dir / "sbatch").chmod(0o755)
-    return ShellRunner(shell, home, bin_dir)
+    return sdk_shell_runner(shell, tmp_path, {"sbatch": sbatch})
 
 
 @pytest.mark.parametrize("shell", SHELLS)
@@ -458,14 +408,6 @@ async def test_many_jobs_go_in_one_command_and_each_script_arrives_verbatim(
     shell: str, tmp_path: Path
 ) -> None:
     runner = shell_runner(shell, tmp_path, sbatch=COUNTING_SBATCH)
-    calls: list[str] = []
-    run = runner.run
-
-    async def counting(command: str, **kwargs: object) -> CommandResult:
-        calls.append(command)
-        return await run(command, **kwargs)  # type: ignore[arg-type]
-
-    runner.run = counting  # type: ignore[method-assign]
     marker_like = "corral-sbatch-0123456789abcdef0123456789abcdef"
     scripts = [
         "#!/bin/bash\necho \"$GREETING\" `id` $(id) 'q' \\\\ %s\n\techo tab\nno newline",
@@ -481,6 +423,7 @@ async def test_many_jobs_go_in_one_command_and_each_script_arrives_verbatim(
         JobSpec(script=scripts[3], name="last"),
     ]
     results = await Slurm(runner, None).submit_many(jobs)  # type: ignore[arg-type]
+    calls = [result.command for result in runner.results]
     assert len(calls) == 1 and calls[0] == "sh -s", calls
     first, second, refused, invalid, last = results
     assert isinstance(first, SubmittedJob) and first.job_id == "5001"

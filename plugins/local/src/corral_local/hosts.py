@@ -75,7 +75,6 @@ fi
 for script in /etc/corral/boot.d/*; do
   [ -x "$script" ] && "$script" >> "$dir/boot.log" 2>&1 < /dev/null
 done
-echo booted > "$dir/booted"
 exec sleep infinity
 """
 
@@ -106,12 +105,8 @@ class HostRecord:
         return cls(**json.loads(path.read_text()))
 
 
-def _run(
-    *argv: str, check: bool = True, input: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        argv, check=False, capture_output=True, text=True, input=input, timeout=60
-    )
+def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=60)
     if check and done.returncode != 0:
         said = done.stderr.strip() or done.stdout.strip()
         raise ProviderError(
@@ -423,7 +418,6 @@ class LocalHosts:
         records = self._known(instance_ids)
         for record in records:
             if self.init_pid(record) is None and record.state != "terminating":
-                (self._dir(record.id) / "booted").unlink(missing_ok=True)
                 self._boot(record)
 
     def stop(self, instance_ids: Sequence[str]) -> None:
@@ -532,7 +526,7 @@ def _uncap(record: HostRecord) -> None:
             directory.rmdir()
 
 
-def describe_settings(settings: Mapping[str, Any]) -> tuple[Path, str, str]:
+def parse_settings(settings: Mapping[str, Any]) -> tuple[Path, str, str]:
     """The root directory, subnet and bridge of a local cloud account's settings."""
     unknown = set(settings) - {"root", "subnet", "bridge"}
     if unknown:

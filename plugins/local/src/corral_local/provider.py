@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from corral_local.catalog import INSTANCE_TYPES, REGION, ZONE, host_image, region
-from corral_local.hosts import HostRecord, LocalHosts, describe_settings
+from corral_local.hosts import HostRecord, LocalHosts, parse_settings
 from corral_sdk.errors import Invalid, NotFound
 from corral_sdk.providers._common import ProgressLog, StepState
 from corral_sdk.providers.cloud import (
@@ -40,7 +40,7 @@ class LocalCloud(CloudProviderBase):
 
     @staticmethod
     def hosts(account: CloudAccount) -> LocalHosts:
-        return LocalHosts(*describe_settings(account.settings))
+        return LocalHosts(*parse_settings(account.settings))
 
     @staticmethod
     def _region(name: str) -> None:

@@ -15,8 +15,6 @@ from corral_sdk.errors import (
     NotFound,
     PermissionDenied,
     ProviderError,
-    Timeout,
-    TransportError,
 )
 from corral_sdk.providers.scheduler import (
     AccountingRecord,
@@ -238,11 +236,12 @@ class Slurm(SchedulerBase):
         standard input: one command, one round trip, no file written and no ``sh -c``. sbatch
         reads the script from standard input when given no file name, and Slurm keeps it with
         the job (``scontrol write batch_script <id> -`` prints it back)."""
-        command, script = self._sbatch(job)
-        result = await self.runner.run(
+        return self._submitted(await self._send(*self._sbatch(job)))
+
+    async def _send(self, command: str, script: str) -> CommandResult:
+        return await self.runner.run(
             self._prefixed(command), input=script, timeout=self.config.command_timeout_seconds
         )
-        return self._submitted(result)
 
     async def submit_many(self, jobs: Sequence[JobSpec]) -> Sequence[SubmittedJob | CorralError]:
         """One job as :meth:`submit`; several in one command: ``[prefix && ]sh -s`` reading
@@ -259,31 +258,23 @@ class Slurm(SchedulerBase):
                 batch.append((len(results), command, script))
                 results.append(None)
         if len(batch) == 1:
-            index, command, script = batch[0]
-            try:
-                results[index] = self._submitted(
-                    await self.runner.run(
-                        self._prefixed(command),
-                        input=script,
-                        timeout=self.config.command_timeout_seconds,
-                    )
-                )
-            except (TransportError, Timeout):
-                raise
-            except CorralError as exc:
-                results[index] = exc
+            outcomes = [await self._send(batch[0][1], batch[0][2])]
         elif batch:
             driver = sbatch_batch([(command, script) for _, command, script in batch])
-            result = await self.runner.run(
-                self._command(["sh", "-s"]),
-                input=driver.script,
-                timeout=self.config.command_timeout_seconds * len(batch),
+            outcomes = driver.results(
+                await self.runner.run(
+                    self._command(["sh", "-s"]),
+                    input=driver.script,
+                    timeout=self.config.command_timeout_seconds * len(batch),
+                )
             )
-            for (index, _, _), outcome in zip(batch, driver.results(result), strict=True):
-                try:
-                    results[index] = self._submitted(outcome)
-                except CorralError as exc:
-                    results[index] = exc
+        else:
+            outcomes = []
+        for (index, _, _), outcome in zip(batch, outcomes, strict=True):
+            try:
+                results[index] = self._submitted(outcome)
+            except CorralError as exc:
+                results[index] = exc
         return [result for result in results if result is not None]
 
     async def status(self, job_ids: Sequence[str]) -> Mapping[str, JobStatus]:

@@ -2,6 +2,8 @@
 
 - :class:`TranscriptRunner`: a :class:`~corral_sdk.transport.CommandRunner` replaying recorded
   command transcripts (:mod:`corral_sdk.testing.transcript`).
+- :class:`ShellRunner` (:func:`shell_runner`): a runner using a real local shell with stand-in
+  programs, for the shell semantics of a provider's commands.
 - :class:`RecordingLog`, :class:`RecordingActionContext`: stand-ins for what the kernel lends
   providers.
 - Conformance suites, one per provider kind, to subclass in your tests
@@ -22,6 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from corral_sdk.testing.recording import RecordingActionContext, RecordingLog
+from corral_sdk.testing.shell import ShellRunner, shell_runner
 from corral_sdk.testing.transcript import (
     RecordedCall,
     TranscriptEntry,
@@ -51,11 +54,13 @@ __all__ = [
     "RecordingLog",
     "SchedulerConformance",
     "SessionTypeConformance",
+    "ShellRunner",
     "StorageTypeConformance",
     "TranscriptEntry",
     "TranscriptForward",
     "TranscriptRunner",
     "WorkflowActionConformance",
+    "shell_runner",
 ]
 
 _SUITES = frozenset(
