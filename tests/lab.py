@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,10 +78,25 @@ class SlurmLab:
 class LabServer:
     """``corral up`` listening where the lab reaches it, with users alice and bob."""
 
-    lab: SlurmLab
+    lab: SlurmLab | None
     deployment: TestDeployment
     url: str
     admin: dict[str, str]
+    process: CorralProcess | None = None
+    port: int = 0
+    env: dict[str, str] = field(default_factory=dict)
+
+    def restart(self) -> None:
+        """SIGKILL ``corral up`` (no cleanup runs) and start it again on the same data."""
+        assert self.process is not None
+        self.process.kill()
+        self.process = CorralProcess(
+            ["up", "--host", "0.0.0.0", "--port", str(self.port)],
+            self.env,
+            self.deployment.tmp / "up-restarted.log",
+        )
+        self.process.wait_http(f"{self.url}/api/health", timeout=60)
+
     users: dict[str, dict[str, str]] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
 
@@ -108,32 +123,33 @@ class LabServer:
         )
 
 
-def lab_server(tmp: Path, lab: SlurmLab, **settings: str) -> Iterator[LabServer]:
+def corral_server(
+    tmp: Path, settings: Callable[[int], dict[str, str]] | None = None, lab: SlurmLab | None = None
+) -> Iterator[LabServer]:
+    """``corral up`` on all addresses (so network namespaces reach it) with users alice and bob;
+    ``settings(port)`` adds environment settings that depend on the port it listens on."""
     deployment = TestDeployment(tmp)
     port = free_port()
     env = {
         "CORRAL_CLUSTERS_HEALTH_INTERVAL": "2",
         "CORRAL_CLUSTERS_JOB_POLL_INTERVAL": "0.5",
         "CORRAL_SSH_CONNECT_TIMEOUT": "5",
-        **settings,
+        **(settings(port) if settings else {}),
     }
+    process_env = deployment.process_env(env)
     proc = CorralProcess(
-        ["up", "--host", "0.0.0.0", "--port", str(port)],
-        deployment.process_env(env),
-        deployment.tmp / "up.log",
+        ["up", "--host", "0.0.0.0", "--port", str(port)], process_env, deployment.tmp / "up.log"
     )
     url = f"http://127.0.0.1:{port}"
+    server = LabServer(lab, deployment, url, {}, process=proc, port=port, env=process_env)
     try:
         proc.wait_http(f"{url}/api/health", timeout=60)
-        lab.platform_url_file.write_text(f"http://{lab.host_address}:{port}\n")
-        lab.platform_url_file.chmod(0o644)
-        admin = {"Authorization": f"Bearer {api_key(url)}"}
-        server = LabServer(lab, deployment, url, admin)
+        server.admin.update(Authorization=f"Bearer {api_key(url)}")
         for user in ("alice", "bob"):
             created = httpx.post(
                 f"{url}/api/users",
                 json={"username": user, "password": USER_PASSWORD},
-                headers=admin,
+                headers=server.admin,
                 timeout=30,
             )
             assert created.status_code == 201, created.text
@@ -142,7 +158,17 @@ def lab_server(tmp: Path, lab: SlurmLab, **settings: str) -> Iterator[LabServer]
             server.users[user] = {"Authorization": f"Bearer {secret}"}
         yield server
     finally:
-        lab.platform_url_file.unlink(missing_ok=True)
-        code = proc.stop()
+        assert server.process is not None
+        code = server.process.stop()
         deployment.close()
-        assert code == 0, f"corral up exited {code}:\n{proc.output()[-4000:]}"
+        assert code == 0, f"corral up exited {code}:\n{server.process.output()[-4000:]}"
+
+
+def lab_server(tmp: Path, lab: SlurmLab, **settings: str) -> Iterator[LabServer]:
+    for server in corral_server(tmp, lambda port: dict(settings), lab):
+        lab.platform_url_file.write_text(f"http://{lab.host_address}:{server.port}\n")
+        lab.platform_url_file.chmod(0o644)
+        try:
+            yield server
+        finally:
+            lab.platform_url_file.unlink(missing_ok=True)

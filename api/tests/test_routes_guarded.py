@@ -26,10 +26,16 @@ SAMPLES: list[tuple[str, dict[str, str]]] = [
     ("/api/resources/", {"owner": "alice", "name": "desk", "group": "team"}),
     ("/api/ssh-keys/", {"name": "laptop"}),
     ("/api/clusters/", {"owner": "alice", "name": "hpc", "job": "1"}),
+    ("/api/cloud-accounts/", {"name": "lab"}),
 ]
 
 
-QUERY_SAMPLES = {"confirm": "acme", "ref": "pw://alice/desk"}
+QUERY_SAMPLES = {
+    "confirm": "acme",
+    "ref": "pw://alice/desk",
+    "host": "alice-hpc-00001-mgmt",
+    "exit_status": "0",
+}
 
 
 async def operations(api: Api) -> list[tuple[str, str, dict[str, Any]]]:

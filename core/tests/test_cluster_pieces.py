@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from corral_core.clusters.jobs import PollCoalescer, SubmitBatcher
-from corral_core.clusters.spec import ClusterSpec
+from corral_core.clusters.spec import ExistingClusterSpec
 from corral_core.db import Database
 from corral_core.migrations import upgrade
 from corral_core.ssh.hostkeys import HostKeyChanged, HostKeyStore
@@ -81,7 +81,7 @@ def test_host_key_change_message_names_host_and_both_fingerprints() -> None:
 
 
 def test_user_placeholder_becomes_each_users_name() -> None:
-    spec = ClusterSpec(
+    spec = ExistingClusterSpec(
         login_host="login", username="__USER__", jump_host="bastion", jump_user="__USER__-jump"
     )
     endpoint = spec.endpoint("jdoe")

@@ -17,6 +17,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 
 from corral_api.routes.audit import list_audit
 from corral_api.routes.auth import AuthController, SshKeyController, ssh_public_keys
+from corral_api.routes.clouds import CloudAccountController
 from corral_api.routes.clusters import ClusterController
 from corral_api.routes.orgs import GroupController, OrgController, UserController
 from corral_api.routes.resources import ResourceController
@@ -122,6 +123,7 @@ def create_app(runtime: Runtime, *, debug: bool = False) -> Litestar:
         *system_routes(),
         AuthController,
         SshKeyController,
+        CloudAccountController,
         ssh_public_keys,
         OrgController,
         UserController,

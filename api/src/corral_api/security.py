@@ -44,6 +44,9 @@ PUBLIC_ROUTES = frozenset(
         ("GET", "/api/version"),
         ("POST", "/api/auth/login"),
         ("GET", "/api/users/{username}/ssh-public-keys"),
+        # a cloud cluster's hosts, with their session's token (checked by the handler)
+        ("POST", "/api/clusters/callbacks/nodes"),
+        ("POST", "/api/clusters/callbacks/bootstrap"),
     }
 )
 """Routes that answer without credentials (besides the OpenAPI document under /api/schema)."""

@@ -68,7 +68,13 @@ class _Shutdown:
         if self.server is not None:
             self.server.should_exit = True
 
-    def serve_http(self, runtime: Runtime, settings: Settings) -> None:
+    def serve_http(
+        self, runtime: Runtime, settings: Settings, also_on: tuple[str, ...] = ()
+    ) -> None:
+        """Serve the API; ``also_on``: more IPv4 addresses to listen on (the local cloud's
+        bridge, which may not exist yet: bound with IP_FREEBIND)."""
+        import socket
+
         import uvicorn
 
         from corral_api.app import create_app
@@ -85,7 +91,25 @@ class _Shutdown:
         self.server = server = uvicorn.Server(config)
         if self.requested.is_set():
             return
-        thread = threading.Thread(target=server.run, name="corral-http")
+        sockets: list[socket.socket] | None = None
+        if also_on:
+            sockets = []
+            for address in (settings.server.host, *also_on):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if address in also_on:
+                    sock.setsockopt(socket.IPPROTO_IP, 15, 1)  # IP_FREEBIND
+                try:
+                    sock.bind((address, settings.server.port))
+                except OSError as exc:
+                    raise CorralError(
+                        f"could not listen on {address}:{settings.server.port}: {exc.strerror}",
+                        reason="listen-failed",
+                    ) from None
+                sockets.append(sock)
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": sockets}, name="corral-http"
+        )
         thread.start()
         while thread.is_alive():
             thread.join(0.2)
@@ -122,6 +146,63 @@ def _bootstrap(runtime: Runtime) -> None:
         )
 
 
+LOCAL_ACCOUNT = "local"
+
+
+def _local_cloud(runtime: Runtime, settings: Settings) -> tuple[str, ...]:
+    """The embedded default's local cloud: where the ``local`` plugin is installed and hosts
+    can be made (root), the bootstrap organization gets a ``local`` cloud account on first
+    start, and Corral also listens on the local cloud's bridge address so that its hosts can
+    call back (unless ``clusters.callback_url`` says where they reach it)."""
+    import asyncio
+    import ipaddress
+
+    if "local" not in runtime.kernel.clouds() or not settings.embedded_broker:
+        return ()
+    from corral_core.identity.roles import Principal, Role
+    from corral_sdk.errors import NotFound
+    from corral_sdk.providers.cloud import CloudAccount
+    from corral_sdk.wire import CloudAccountCreate
+
+    org = settings.bootstrap.org
+    admin = Principal(
+        user_id=0, username="corral", org_id=0, org=org, roles=frozenset({Role.ORG_ADMIN})
+    )
+
+    async def account() -> dict[str, Any] | None:
+        try:
+            try:
+                return dict((await runtime.cloud_accounts.get(org, LOCAL_ACCOUNT)).settings)
+            except NotFound:
+                pass
+            check = await runtime.cloud_accounts.provider("local").validate_credentials(
+                CloudAccount(name=LOCAL_ACCOUNT, credentials=None)
+            )
+            if not check.sufficient:
+                log.info("no local cloud account: %s", check.message)
+                return None
+            made = await runtime.cloud_accounts.create(
+                admin, CloudAccountCreate(name=LOCAL_ACCOUNT, provider="local")
+            )
+            print(
+                f"Created the cloud account {LOCAL_ACCOUNT!r}: elastic clusters as hosts on "
+                "this machine (see config/examples/local-cluster.json)",
+                file=sys.stderr,
+                flush=True,
+            )
+            return dict(made.settings)
+        finally:
+            await runtime.db.dispose()
+
+    found = asyncio.run(account())
+    if found is None or settings.clusters.callback_url:
+        return ()
+    subnet = ipaddress.ip_network(str(found.get("subnet", "10.79.0.0/16")))
+    gateway = str(next(subnet.hosts()))
+    runtime.cloud_clusters.callback_url = f"http://{gateway}:{settings.server.port}"
+    return () if settings.server.host in ("0.0.0.0", gateway) else (gateway,)
+
+
 def _require_shared_broker(settings: Settings, command: str) -> None:
     if settings.embedded_broker:
         raise SettingsError(
@@ -144,6 +225,7 @@ def up(args: Any) -> int:
     upgrade(db)
     runtime = Runtime.build(settings, "all")
     _bootstrap(runtime)
+    also_on = _local_cloud(runtime, settings)
     runtime.kernel.startup("all")
     runtime.start_background()
     mode = settings.mode
@@ -157,7 +239,7 @@ def up(args: Any) -> int:
         flush=True,
     )
     try:
-        shutdown.serve_http(runtime, settings)
+        shutdown.serve_http(runtime, settings, also_on)
     finally:
         runtime.stop_background()
         runtime.kernel.shutdown("all")

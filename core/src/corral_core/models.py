@@ -1,7 +1,13 @@
 """Every table of the kernel, imported in one place for migrations and metadata checks."""
 
 from corral_core.audit.models import AuditRecord
-from corral_core.clusters.models import ClusterJob
+from corral_core.clusters.models import (
+    CloudAccountRecord,
+    ClusterJob,
+    ClusterNode,
+    ClusterSession,
+    ProvisionStep,
+)
 from corral_core.events.models import EventCursor, EventRecord
 from corral_core.identity.models import (
     Credential,
@@ -19,7 +25,10 @@ from corral_core.ssh.models import HostKey
 
 __all__ = [
     "AuditRecord",
+    "CloudAccountRecord",
     "ClusterJob",
+    "ClusterNode",
+    "ClusterSession",
     "Credential",
     "EventCursor",
     "EventRecord",
@@ -29,6 +38,7 @@ __all__ = [
     "HostKey",
     "Lease",
     "Org",
+    "ProvisionStep",
     "Resource",
     "SshKey",
     "User",

@@ -14,6 +14,8 @@ import threading
 import uuid
 
 from corral_core.audit.service import AuditLog
+from corral_core.clusters.accounts import CloudAccounts
+from corral_core.clusters.cloud import CloudClusters
 from corral_core.clusters.jobs import JobService
 from corral_core.clusters.reconciler import ClusterReconciler
 from corral_core.clusters.service import ClusterService
@@ -27,6 +29,7 @@ from corral_core.leases import try_acquire_lease
 from corral_core.migrations import current_revision, head_revision
 from corral_core.plugins import Kernel, load_kernel
 from corral_core.resources.access import ResourceAccess
+from corral_core.resources.models import Resource
 from corral_core.resources.reconciler import ResourceReconciler
 from corral_core.resources.service import ResourceService
 from corral_core.secrets import SecretBox
@@ -42,6 +45,7 @@ log = logging.getLogger("corral")
 PROCESSES = ("all", "api", "worker")
 RECONCILE_ACTOR = "corral.reconcile_resource"
 DELIVER_EVENTS_ACTOR = "corral.deliver_events"
+CLUSTER_NODES_ACTOR = "corral.cluster_nodes"
 SWEEP_LEASE = "sweep"
 
 
@@ -78,6 +82,17 @@ class Runtime:
         self.identity = IdentityService(self.db, on_change=self.authn.identity_changed)
         self.host_keys = HostKeyStore(self.db)
         self.ssh = SSHPool(settings.ssh, self.host_keys)
+        self.cloud_accounts = CloudAccounts(self.db, kernel, self.secrets)
+        self.cloud_clusters = CloudClusters(
+            self.db,
+            kernel,
+            self.secrets,
+            self.cloud_accounts,
+            self.ssh,
+            self.host_keys,
+            callback_url=settings.clusters.callback_url or settings.public_url,
+            enqueue_nodes=self._enqueue_nodes,
+        )
         self.clusters = ClusterService(
             self.db,
             kernel,
@@ -88,11 +103,13 @@ class Runtime:
             self.ssh,
             settings.clusters,
             enqueue=self._enqueue,
+            cloud=self.cloud_clusters,
         )
         self.jobs = JobService(self.clusters)
         self.reconciler.bind(CLUSTER_KIND, ClusterReconciler(self.clusters, self.jobs))
         self.tasks.actor(RECONCILE_ACTOR, self.reconciler.reconcile)
         self.tasks.actor(DELIVER_EVENTS_ACTOR, self._deliver_events)
+        self.tasks.actor(CLUSTER_NODES_ACTOR, self._work_nodes)
         self._delivers_events = kernel.implements("corral_on_event")
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
@@ -121,6 +138,20 @@ class Runtime:
 
     async def _enqueue_after(self, resource_id: int, delay: float) -> None:
         await self.tasks.send(RECONCILE_ACTOR, resource_id, delay=delay)
+
+    async def _enqueue_nodes(self, resource_id: int) -> None:
+        await self.tasks.send(CLUSTER_NODES_ACTOR, resource_id)
+
+    async def _work_nodes(self, resource_id: int) -> None:
+        """Create and delete the elastic nodes a cloud cluster's scheduler asked for."""
+        async with self.db.session() as session:
+            resource = await session.get(Resource, resource_id)
+        if resource is None or resource.observed_state not in ("active", "failed"):
+            return
+        try:
+            await self.cloud_clusters.work_nodes(resource)
+        except CorralError as exc:
+            log.warning("nodes of cluster %s: %s", resource_id, exc.log_message)
 
     async def _events_appended(self) -> None:
         if self._delivers_events:

@@ -101,6 +101,9 @@ class ClusterSettings(_Section, frozen=True, kw_only=True):
     """Seconds between checks that an active cluster answers (a failed one recovers then)."""
     job_poll_interval: float = 5.0
     """Seconds between polls of a cluster with unfinished jobs (one call for all of them)."""
+    callback_url: str = ""
+    """The URL a cloud cluster's hosts reach Corral at (bootstrap reports, the scheduler's
+    resume and suspend programs, SSH keys); default: the public URL."""
 
 
 class SecretsSettings(_Section, frozen=True, kw_only=True):

@@ -70,8 +70,9 @@ class Registration(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     name: str
     factory: str | type[Any]
     """The provider class, or ``"module:Class"`` imported lazily on first use."""
-    config: type[msgspec.Struct] | None = None
-    """The msgspec struct that decodes this provider's per-resource configuration."""
+    config: Any = None
+    """The msgspec struct that decodes this provider's per-resource configuration (or a union
+    of tagged structs), or ``None``."""
     docs: str = ""
     """One paragraph for users: what it is and what it needs."""
 

@@ -11,9 +11,18 @@ __all__ = [
     "ApiKeyCreate",
     "AuditEntry",
     "AuditList",
+    "CloudAccountCreate",
+    "CloudAccountInfo",
+    "CloudClusterDefinition",
+    "CloudController",
+    "CloudPartition",
+    "ClusterAdvanced",
     "ClusterCreate",
+    "ClusterDuplicate",
+    "ClusterEstimate",
     "ClusterInfo",
     "ClusterList",
+    "ClusterLogs",
     "ClusterStatus",
     "ClusterUpdate",
     "CredentialInfo",
@@ -26,12 +35,14 @@ __all__ = [
     "Health",
     "HostKeyAccept",
     "HostKeyInfo",
+    "HourlyCost",
     "IssuedCredential",
     "JobInfo",
     "JobList",
     "JobStateName",
     "JobSubmit",
     "LoginRequest",
+    "NodeCallback",
     "NodeInfo",
     "OrgAdmin",
     "OrgCreate",
@@ -40,6 +51,7 @@ __all__ = [
     "PartitionInfo",
     "PluginInfo",
     "Problem",
+    "ProvisionStepInfo",
     "Registered",
     "ResourceCreate",
     "ResourceInfo",
@@ -318,22 +330,95 @@ class AuditList(Page, frozen=True, kw_only=True):
 
 # --- clusters -------------------------------------------------------------------------------------
 
-ClusterStatus = Literal["off", "connecting", "active", "stopping", "failed"]
+ClusterStatus = Literal[
+    "off", "connecting", "provisioning", "active", "stopping", "stopped", "destroying", "failed"
+]
+
+
+class CloudController(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Where and on what a cloud cluster's controller runs; empty fields take the provider's
+    first region and zone and its smallest instance type."""
+
+    region: str = ""
+    zone: str = ""
+    instance_type: str = ""
+    image: str = "latest"
+    """An image id of the provider, or ``latest`` for its recommended one."""
+    root_size_gib: int = 100
+    static_ip: str = ""
+    """A static IP's id, or empty for an address assigned automatically."""
+
+
+class CloudPartition(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A partition of elastic nodes, created when jobs need them and deleted when idle."""
+
+    name: str
+    instance_type: str = ""
+    max_nodes: int = 1
+    default: bool = False
+    """The scheduler's default partition; forced on when the cluster has one partition."""
+    elastic_image: str = "latest"
+    zones: list[str] = msgspec.field(default_factory=list)
+    multi_zone: bool = False
+    use_placement_group: bool = False
+    preemptible: bool = False
+    capacity_reservation_id: str = ""
+    placement_group: str = ""
+
+
+class ClusterAdvanced(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Advanced settings of a cloud cluster (scheduler timings are in seconds)."""
+
+    debug_mode: bool = False
+    """Keep the hosts of a failed start for inspection; the owner may sign in as root."""
+    user_bootstrap: str = ""
+    """A script run as the owner once a host has started."""
+    bootstrap_controller: bool = False
+    bootstrap_compute: bool = False
+    health_check: str = ""
+    """A script run on the controller after its bootstrap; non-zero fails the start."""
+    suspend_time: int = 300
+    resume_timeout: int = 1200
+    suspend_timeout: int = 300
+    return_to_service: Literal["non-responsive", "any-reason"] = "non-responsive"
+
+
+class CloudClusterDefinition(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An elastic cluster built on a cloud account: a controller and elastic partitions."""
+
+    cloud_account: str
+    controller: CloudController = msgspec.field(default_factory=CloudController)
+    partitions: list[CloudPartition] = msgspec.field(default_factory=list)
+    advanced: ClusterAdvanced = msgspec.field(default_factory=ClusterAdvanced)
+
+
+class HourlyCost(msgspec.Struct, frozen=True, kw_only=True):
+    """One line of a cloud cluster's hourly estimate."""
+
+    item: str
+    instance_type: str = ""
+    unit_cost: str = ""
+    """Per node per hour, in ``currency``; empty when the provider gives no price."""
+    max_cost: str = ""
+    """``unit_cost`` times the most nodes the line can have."""
+    currency: str = "USD"
 
 
 class ClusterCreate(_Request, frozen=True, kw_only=True):
     """Register a cluster. ``type = "existing"``: a cluster you already run, reached over SSH at
-    its login node (``__USER__`` in ``username`` becomes each user's own username)."""
+    its login node (``__USER__`` in ``username`` becomes each user's own username).
+    ``type = "cloud"``: an elastic cluster Corral builds on a cloud account (``cloud``)."""
 
     name: str
     display_name: str = ""
     description: str = ""
     tags: list[str] = msgspec.field(default_factory=list)
-    type: Literal["existing"] = "existing"
+    type: Literal["existing", "cloud"] = "existing"
     group: str = ""
     """The group the cluster's use is accounted to (a group of your organization)."""
     scheduler: str = "slurm"
-    login_host: str
+    cloud: CloudClusterDefinition | None = None
+    login_host: str = ""
     port: int = 22
     username: str = "__USER__"
     jump_host: str = ""
@@ -360,6 +445,8 @@ class ClusterUpdate(_Request, frozen=True, kw_only=True):
     jump_port: int | None = None
     working_directory: str | None = None
     scheduler_config: dict[str, Any] | None = None
+    cloud: CloudClusterDefinition | None = None
+    """A cloud cluster's whole definition, replacing the current one."""
 
 
 class PartitionInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -414,6 +501,65 @@ class ClusterInfo(msgspec.Struct, frozen=True, kw_only=True):
     """When Corral last reached the cluster."""
     created_at: datetime
     updated_at: datetime
+    cloud: CloudClusterDefinition | None = None
+    session: int = 0
+    """A cloud cluster's start count; it names the hosts (``<user>-<cluster>-<NNNNN>-mgmt``)."""
+    controller_address: str = ""
+
+
+class ProvisionStepInfo(msgspec.Struct, frozen=True, kw_only=True):
+    log: Literal["provision", "deletion", "scheduler"]
+    name: str
+    state: Literal["pending", "running", "completed", "failed", "skipped"]
+    detail: str = ""
+    updated_at: datetime
+
+
+class ClusterLogs(msgspec.Struct, frozen=True, kw_only=True):
+    """The provisioning log of a cloud cluster's session: steps and lines per tab."""
+
+    session: int
+    steps: list[ProvisionStepInfo]
+    lines: list[str]
+
+
+class ClusterEstimate(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[HourlyCost]
+    max_total: str
+    currency: str = "USD"
+
+
+class NodeCallback(_Request, frozen=True, kw_only=True):
+    """What a cloud cluster's scheduler asks of Corral (its resume and suspend programs)."""
+
+    action: Literal["resume", "suspend"]
+    nodes: Annotated[list[str], msgspec.Meta(max_length=10000)]
+
+
+class ClusterDuplicate(_Request, frozen=True, kw_only=True):
+    name: str
+    display_name: str = ""
+
+
+class CloudAccountCreate(_Request, frozen=True, kw_only=True):
+    name: str
+    provider: str
+    govcloud: bool = False
+    settings: dict[str, Any] = msgspec.field(default_factory=dict)
+    credentials: dict[str, Any] = msgspec.field(default_factory=dict)
+    """Secret: encrypted at rest, never returned."""
+
+
+class CloudAccountInfo(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    provider: str
+    govcloud: bool
+    settings: dict[str, Any]
+    principal: str
+    permissions: Literal["sufficient", "insufficient", "unchecked"]
+    message: str
+    credentials_updated_at: datetime
+    created_at: datetime
 
 
 class ClusterList(Page, frozen=True, kw_only=True):

@@ -5,31 +5,47 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, MediaType, Response, delete, get, patch, post
+from litestar import Controller, MediaType, Request, Response, delete, get, patch, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from corral_api.params import Limit, Offset, RowId
-from corral_api.security import Caller, RuntimeDep
+from corral_api.security import PUBLIC, Caller, RuntimeDep
 from corral_core.clusters.models import ClusterJob
 from corral_core.clusters.service import parse_time
-from corral_core.clusters.spec import CLUSTER_STATES
+from corral_core.clusters.spec import CLUSTER_STATES, CloudClusterSpec
 from corral_core.identity.names import ResourceRef
 from corral_core.resources.models import Resource
-from corral_sdk.errors import Invalid
+from corral_sdk.errors import Invalid, NotAuthenticated
 from corral_sdk.providers.scheduler import JobState
 from corral_sdk.wire import (
+    CloudClusterDefinition,
     ClusterCreate,
+    ClusterDuplicate,
+    ClusterEstimate,
     ClusterInfo,
     ClusterList,
+    ClusterLogs,
     ClusterUpdate,
     JobInfo,
     JobList,
     JobSubmit,
+    NodeCallback,
     NodeInfo,
     PartitionInfo,
 )
 
 __all__ = ["ClusterController", "cluster_info", "job_info"]
+
+
+def _session_token(request: Request[Any, Any, Any]) -> str:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthenticated(
+            "a cluster session token is needed (Authorization: Bearer ...)",
+            reason="cluster-token-required",
+        )
+    return token.strip()
+
 
 _STATUS_ALIASES = {"on": "active"}
 _JOB_STATES = tuple(state.value for state in JobState)
@@ -40,6 +56,7 @@ def cluster_info(row: Resource) -> ClusterInfo:
     status: dict[str, Any] = row.status
     scheduler = str(spec.get("scheduler", ""))
     kind = str(spec.get("type", "existing"))
+    cloud = spec.get("cloud")
     return ClusterInfo(
         uri=ResourceRef(row.owner, row.name).uri,
         owner=row.owner,
@@ -67,6 +84,9 @@ def cluster_info(row: Resource) -> ClusterInfo:
         checked_at=parse_time(status.get("checked_at")),
         created_at=row.created_at,
         updated_at=row.updated_at,
+        cloud=None if cloud is None else msgspec.convert(cloud, CloudClusterDefinition),
+        session=int(status.get("session") or 0),
+        controller_address=str(status.get("controller_address") or ""),
     )
 
 
@@ -189,6 +209,102 @@ class ClusterController(Controller):
         self, owner: Owner, name: Name, principal: Caller, runtime: RuntimeDep
     ) -> ClusterInfo:
         return cluster_info(await runtime.clusters.stop(principal, ResourceRef(owner, name)))
+
+    @post(
+        "/{owner:str}/{name:str}/destroy",
+        summary="Destroy a cloud cluster's hosts (jobs are lost; it turns off)",
+        status_code=202,
+    )
+    async def destroy_cluster(
+        self, owner: Owner, name: Name, principal: Caller, runtime: RuntimeDep
+    ) -> ClusterInfo:
+        return cluster_info(await runtime.clusters.destroy(principal, ResourceRef(owner, name)))
+
+    @post(
+        "/{owner:str}/{name:str}/duplicate",
+        summary="Copy a cluster's definition under a new name (off)",
+        status_code=201,
+    )
+    async def duplicate_cluster(
+        self,
+        owner: Owner,
+        name: Name,
+        data: JSONBody[ClusterDuplicate],
+        principal: Caller,
+        runtime: RuntimeDep,
+    ) -> ClusterInfo:
+        return cluster_info(
+            await runtime.clusters.duplicate(
+                principal, ResourceRef(owner, name), data.name, data.display_name
+            )
+        )
+
+    @get(
+        "/{owner:str}/{name:str}/logs",
+        summary="A cloud cluster's provisioning log: steps of the Provision, Deletion and "
+        "Scheduler tabs, and the controller's bootstrap output",
+    )
+    async def cluster_logs(
+        self,
+        owner: Owner,
+        name: Name,
+        principal: Caller,
+        runtime: RuntimeDep,
+        session: Annotated[int | None, QueryParameter(name="session", ge=1)] = None,
+    ) -> ClusterLogs:
+        cluster = await runtime.clusters.require(principal, ResourceRef(owner, name), "login")
+        return await runtime.clusters.cloud.logs(cluster, session)
+
+    @get(
+        "/{owner:str}/{name:str}/estimate",
+        summary="A cloud cluster's hourly estimate: controller and partitions (unit x max nodes)",
+    )
+    async def cluster_estimate(
+        self, owner: Owner, name: Name, principal: Caller, runtime: RuntimeDep
+    ) -> ClusterEstimate:
+        cluster = await runtime.clusters.require(principal, ResourceRef(owner, name), "login")
+        spec = runtime.clusters.spec_of(cluster)
+        if not isinstance(spec, CloudClusterSpec):
+            raise Invalid(f"{owner}/{name} is an existing cluster: Corral prices only clouds'")
+        return await runtime.clusters.cloud.estimate(cluster.org, spec)
+
+    # --- the cluster's own calls (its session token, not a user's credential) --------------------
+
+    @post(
+        "/callbacks/nodes",
+        opt=PUBLIC,
+        summary="A cloud cluster's scheduler asks for nodes to be powered up or down "
+        "(authenticated with the cluster session's token)",
+        status_code=202,
+    )
+    async def node_callback(
+        self, request: Request[Any, Any, Any], data: JSONBody[NodeCallback], runtime: RuntimeDep
+    ) -> None:
+        token = _session_token(request)
+        await runtime.clusters.cloud.request_nodes(token, data.action, data.nodes)
+
+    @post(
+        "/callbacks/bootstrap",
+        opt=PUBLIC,
+        summary="A cloud cluster's host reports how its bootstrap ended, with its output "
+        "(authenticated with the cluster session's token)",
+        status_code=202,
+    )
+    async def bootstrap_callback(
+        self,
+        request: Request[Any, Any, Any],
+        runtime: RuntimeDep,
+        host: Annotated[str, QueryParameter(name="host", max_length=255)],
+        exit_status: Annotated[int, QueryParameter(name="exit_status", ge=0, le=255)],
+    ) -> None:
+        token = _session_token(request)
+        body = await request.body()
+        if len(body) > 256 * 1024:
+            raise Invalid("the bootstrap output is limited to 256 KiB", field="body")
+        row = await runtime.clusters.cloud.report_bootstrap(
+            token, host, exit_status, body.decode(errors="replace")
+        )
+        await runtime.clusters.enqueue(row.resource_id)
 
     # --- jobs -----------------------------------------------------------------------------------
 

@@ -155,17 +155,15 @@ async def ssh_connect(
             )
             await _relay_process(socket, process)
             return
-        spec = runtime.clusters.spec_of(cluster)
+        endpoint = runner.endpoint
         if host is not None:
             stream = await runner.open_stream(host, port or 22)
-        elif spec.jump_host:
-            jump = runner.endpoint.jump
-            assert jump is not None
-            stream = await SSHRunner(runtime.ssh, runner.identity, jump).open_stream(
-                spec.login_host, port or spec.port
+        elif endpoint.jump is not None:
+            stream = await SSHRunner(runtime.ssh, runner.identity, endpoint.jump).open_stream(
+                endpoint.host, port or endpoint.port
             )
         else:
-            stream = await _direct_stream(runtime, spec.login_host, port or spec.port)
+            stream = await _direct_stream(runtime, endpoint.host, port or endpoint.port)
         await _relay_stream(socket, stream)
     except CorralError as exc:
         await _send_error(socket, exc)

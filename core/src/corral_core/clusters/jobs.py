@@ -210,6 +210,7 @@ class JobService:
             user_id=principal.user_id,
             username=principal.username,
             job_id=submitted.job_id,
+            session=int(resource.status.get("session") or 0),
             name=spec.name,
             partition=spec.partition or "",
             output_path=output_path,

@@ -10,7 +10,7 @@ from sqlmodel import Field, SQLModel
 
 from corral_core.db import utcnow
 
-__all__ = ["ClusterJob"]
+__all__ = ["CloudAccountRecord", "ClusterJob", "ClusterNode", "ClusterSession", "ProvisionStep"]
 
 
 class ClusterJob(SQLModel, table=True):
@@ -19,7 +19,7 @@ class ClusterJob(SQLModel, table=True):
 
     __tablename__ = "cluster_job"
     __table_args__ = (
-        UniqueConstraint("resource_id", "job_id", name="uq_cluster_job"),
+        UniqueConstraint("resource_id", "session", "job_id", name="uq_cluster_job"),
         Index("ix_cluster_job_live", "resource_id", "finished"),
     )
 
@@ -28,6 +28,8 @@ class ClusterJob(SQLModel, table=True):
     user_id: int = Field(foreign_key="user_account.id", index=True, ondelete="CASCADE")
     username: str = Field(max_length=255)
     job_id: str = Field(max_length=255)
+    session: int = 0
+    """A cloud cluster's session (its scheduler numbers jobs afresh at each start); 0 else."""
     """The scheduler's id."""
     name: str = Field(default="", max_length=255)
     state: str = Field(default="pending", max_length=32)
@@ -43,4 +45,101 @@ class ClusterJob(SQLModel, table=True):
     submitted_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class CloudAccountRecord(SQLModel, table=True):
+    """A set of cloud credentials of an organization, with the provider that uses them.
+
+    ``credentials`` is the provider's credentials struct as JSON, encrypted with the platform
+    key; it is decrypted only to hand it to the provider for one call."""
+
+    __tablename__ = "cloud_account"
+    __table_args__ = (UniqueConstraint("org", "name", name="uq_cloud_account"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    org: str = Field(max_length=255)
+    name: str = Field(max_length=63)
+    provider: str = Field(max_length=63)
+    govcloud: bool = False
+    settings: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    credentials: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    principal: str = Field(default="", max_length=255)
+    permissions: str = Field(default="unchecked", max_length=32)
+    message: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_by: str = Field(default="", max_length=255)
+    credentials_updated_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ClusterSession(SQLModel, table=True):
+    """One start of a cloud cluster: its number (in its hosts' names), its secrets and where
+    its controller is. A destroy ends it; the next start makes the next one."""
+
+    __tablename__ = "cluster_session"
+    __table_args__ = (UniqueConstraint("resource_id", "number", name="uq_cluster_session"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    resource_id: int = Field(foreign_key="resource.id", ondelete="CASCADE", index=True)
+    number: int
+    secrets: str = Field(sa_column=Column(Text, nullable=False))
+    """Encrypted JSON: the hosts' shared auth key, Corral's root key, the controller host key."""
+    token_hash: str = Field(max_length=64, index=True)
+    """SHA-256 of the bearer token the cluster's hosts call back with."""
+    controller_name: str = Field(default="", max_length=255)
+    controller_id: str = Field(default="", max_length=255)
+    controller_address: str = Field(default="", max_length=255)
+    bootstrap_status: int | None = None
+    bootstrap_output: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = Field(default_factory=utcnow)
+    ended_at: datetime | None = None
+
+
+class ClusterNode(SQLModel, table=True):
+    """An elastic node of a cloud cluster's session that its scheduler asked for.
+
+    ``wanted`` is what the scheduler asked (up or down); ``state`` is how far Corral got:
+    ``requested`` → ``creating`` → ``running`` → ``deleting`` → ``gone`` (or ``failed``).
+    ``batch`` is the idempotency key of the create call that makes it, kept across crashes.
+    """
+
+    __tablename__ = "cluster_node"
+    __table_args__ = (
+        UniqueConstraint("resource_id", "session", "name", name="uq_cluster_node"),
+        Index("ix_cluster_node_live", "resource_id", "state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    resource_id: int = Field(foreign_key="resource.id", ondelete="CASCADE")
+    session: int
+    name: str = Field(max_length=255)
+    partition: str = Field(max_length=255)
+    wanted: str = Field(default="up", max_length=16)
+    state: str = Field(default="requested", max_length=16)
+    batch: str = Field(default="", max_length=128)
+    instance_id: str = Field(default="", max_length=255)
+    address: str = Field(default="", max_length=255)
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    lease_until: datetime | None = None
+    requested_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ProvisionStep(SQLModel, table=True):
+    """A step of a cloud cluster session's provisioning log (tabs: provision, deletion,
+    scheduler)."""
+
+    __tablename__ = "cluster_step"
+    __table_args__ = (
+        UniqueConstraint("resource_id", "session", "log", "name", name="uq_cluster_step"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    resource_id: int = Field(foreign_key="resource.id", ondelete="CASCADE", index=True)
+    session: int
+    log: str = Field(max_length=16)
+    name: str = Field(max_length=255)
+    state: str = Field(max_length=16)
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    position: int = 0
     updated_at: datetime = Field(default_factory=utcnow)

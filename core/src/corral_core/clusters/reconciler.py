@@ -17,6 +17,7 @@ import msgspec
 
 from corral_core.clusters.jobs import JobService
 from corral_core.clusters.service import ClusterService, now_iso, parse_time
+from corral_core.clusters.spec import CloudClusterSpec
 from corral_core.db import utcnow
 from corral_sdk.errors import CorralError, ProviderError, Timeout, TransportError
 from corral_sdk.features import SchedulerFeature
@@ -34,6 +35,8 @@ class ClusterReconciler:
 
     async def reconcile(self, resource: ResourceSnapshot, ctx: ReconcileContext) -> ReconcileResult:
         spec = self.clusters.spec_of(resource)
+        if isinstance(spec, CloudClusterSpec):
+            return await self._cloud(resource, ctx)
         settings = self.clusters.settings
         if resource.desired_state == "off":
             await self.clusters.pool.call(self.clusters.pool.drop_host(spec.login_host, spec.port))
@@ -65,6 +68,37 @@ class ClusterReconciler:
             )
         if resource.observed_state != "active":
             await ctx.emit("cluster.active", {"name": resource.name})
+        return ReconcileResult(
+            observed_state="active",
+            status=status,
+            requeue_after=settings.job_poll_interval if remaining else settings.health_interval,
+        )
+
+    async def _cloud(self, resource: ResourceSnapshot, ctx: ReconcileContext) -> ReconcileResult:
+        """Provisioning, stop and destroy are the cloud lifecycle's; an active cloud cluster is
+        then checked and polled like any other, and its node requests worked."""
+        cloud = self.clusters.cloud
+        settings = self.clusters.settings
+        result = await cloud.reconcile(resource, ctx)
+        if result.observed_state != "active":
+            return result
+        status: dict[str, Any] = dict(result.status or {})
+        try:
+            checked = parse_time(status.get("checked_at"))
+            if checked is None or utcnow() - checked >= timedelta(seconds=settings.health_interval):
+                status.update(await cloud.check(resource))
+            else:
+                await cloud.work_nodes(resource)
+            remaining = await self.jobs.poll(resource)
+        except CorralError as exc:
+            await ctx.emit("cluster.failed", {"name": resource.name, "reason": exc.message})
+            log.info("cluster %s/%s failed: %s", resource.owner, resource.name, exc.log_message)
+            return ReconcileResult(
+                observed_state="failed",
+                reason=exc.message,
+                status={**status, "active_session": None, "failed_at": now_iso()},
+                requeue_after=settings.health_interval,
+            )
         return ReconcileResult(
             observed_state="active",
             status=status,

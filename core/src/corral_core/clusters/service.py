@@ -16,10 +16,13 @@ from typing import Any
 import msgspec
 from sqlmodel import col, select
 
+from corral_core.clusters.cloud import CloudClusters
 from corral_core.clusters.spec import (
     CLUSTER_KIND,
     DESCRIPTION_MAX,
+    CloudClusterSpec,
     ClusterSpec,
+    ExistingClusterSpec,
 )
 from corral_core.db import Database, utcnow
 from corral_core.events.bus import EventLog
@@ -32,7 +35,7 @@ from corral_core.resources.access import ResourceAccess
 from corral_core.resources.models import Resource
 from corral_core.resources.service import ResourceService
 from corral_core.settings import ClusterSettings
-from corral_core.ssh.pool import SSHIdentity, SSHPool
+from corral_core.ssh.pool import SSHEndpoint, SSHIdentity, SSHPool
 from corral_core.ssh.runner import SSHRunner
 from corral_sdk.config import describe_validation_error
 from corral_sdk.errors import Conflict, Invalid, NotFound
@@ -72,6 +75,7 @@ class ClusterService:
         pool: SSHPool,
         settings: ClusterSettings,
         enqueue: Enqueue,
+        cloud: CloudClusters,
     ) -> None:
         self.db = db
         self.kernel = kernel
@@ -82,6 +86,7 @@ class ClusterService:
         self.pool = pool
         self.settings = settings
         self.enqueue = enqueue
+        self.cloud = cloud
         self._identities: dict[int, SSHIdentity] = {}
         self._user_ids: dict[str, int] = {}
 
@@ -89,7 +94,16 @@ class ClusterService:
 
     @staticmethod
     def spec_of(resource: Resource | Any) -> ClusterSpec:
-        return msgspec.convert(resource.spec, ClusterSpec)
+        return ClusterService.parse_spec(resource.spec)
+
+    @staticmethod
+    def parse_spec(raw: dict[str, Any]) -> ClusterSpec:
+        spec: ClusterSpec = msgspec.convert(raw, ClusterSpec)
+        return spec
+
+    @staticmethod
+    def is_cloud(resource: Resource | Any) -> bool:
+        return bool(resource.spec.get("type") == "cloud")
 
     def _check_scheduler(self, name: str, config: dict[str, Any]) -> None:
         try:
@@ -131,11 +145,37 @@ class ClusterService:
                 field="description",
             )
 
+    async def _check_cloud(self, principal: Principal, spec: CloudClusterSpec) -> None:
+        """The account exists in the caller's organization, and the scheduler, regions, zones,
+        instance types and images are ones its provider and plugins offer."""
+        provider, account, _ = await self.cloud.account_of(principal.org, spec)
+        self.cloud.scheduler_for(spec, None)
+        await self.cloud.placement(provider, account, spec)
+
+    def _new_spec(self, data: ClusterCreate) -> ClusterSpec:
+        if data.type == "cloud":
+            if data.cloud is None:
+                raise Invalid("a cloud cluster needs its definition", field="cloud")
+            for name in ("login_host", "jump_host", "jump_user", "working_directory"):
+                if getattr(data, name):
+                    raise Invalid(f"{name} is a setting of existing clusters", field=name)
+            return CloudClusterSpec(
+                scheduler=data.scheduler,
+                group=data.group,
+                scheduler_config=data.scheduler_config,
+                cloud=data.cloud,
+            )
+        if data.cloud is not None:
+            raise Invalid("only a cloud cluster has a cloud definition", field="cloud")
+        return ExistingClusterSpec(**{name: getattr(data, name) for name in _SPEC_FIELDS})
+
     async def create(self, principal: Principal, data: ClusterCreate) -> Resource:
         self._check_description(data.description)
-        spec = ClusterSpec(**{name: getattr(data, name) for name in _SPEC_FIELDS})
+        spec = self._new_spec(data)
         self._check_scheduler(spec.scheduler, spec.scheduler_config)
         await self._check_group(principal, spec.group)
+        if isinstance(spec, CloudClusterSpec):
+            await self._check_cloud(principal, spec)
         created = await self.resources.create(
             CLUSTER_KIND,
             org=principal.org,
@@ -178,15 +218,34 @@ class ClusterService:
         if data.description is not None:
             self._check_description(data.description)
         current = msgspec.to_builtins(self.spec_of(resource))
-        changes = {
-            name: getattr(data, name) for name in _SPEC_FIELDS if getattr(data, name) is not None
-        }
-        merged = {**current, **changes}
-        spec = msgspec.convert(merged, ClusterSpec)
+        fields: tuple[str, ...] = _SPEC_FIELDS
+        if current.get("type") == "cloud":
+            fields = ("scheduler", "group", "scheduler_config", "cloud")
+            wrong = [n for n in _SPEC_FIELDS if n not in fields and getattr(data, n) is not None]
+            if wrong:
+                raise Invalid(f"{wrong[0]} is a setting of existing clusters", field=wrong[0])
+        elif data.cloud is not None:
+            raise Invalid("only a cloud cluster has a cloud definition", field="cloud")
+        changes = {name: getattr(data, name) for name in fields if getattr(data, name) is not None}
+        merged = msgspec.to_builtins({**current, **changes})
+        try:
+            spec = self.parse_spec(merged)
+        except msgspec.ValidationError as exc:
+            field, message = describe_validation_error(exc)
+            raise Invalid(message, field=field) from None
         if "scheduler" in changes or "scheduler_config" in changes:
             self._check_scheduler(spec.scheduler, spec.scheduler_config)
         if "group" in changes:
             await self._check_group(principal, spec.group)
+        if isinstance(spec, CloudClusterSpec) and "cloud" in changes:
+            if spec.cloud.cloud_account != current["cloud"]["cloud_account"] and (
+                resource.observed_state != "off"
+            ):
+                raise Conflict(
+                    "the cloud account of a cluster that is not off cannot change",
+                    reason="cluster-not-off",
+                )
+            await self._check_cloud(principal, spec)
         await self.resources.describe(
             resource.id,
             display_name=data.display_name,
@@ -204,22 +263,92 @@ class ClusterService:
         if resource.desired_state == "active" and resource.observed_state in (
             "active",
             "connecting",
+            "provisioning",
         ):
             raise Conflict(f"{ref.uri} is already {resource.observed_state}", reason="already-on")
-        await self.resources.mark_observed(resource.id, "connecting", unless=("active",))
+        if self.is_cloud(resource):
+            if resource.observed_state in ("stopping", "destroying"):
+                raise Conflict(
+                    f"{ref.uri} is {resource.observed_state}: start it once that is done",
+                    reason="cluster-busy",
+                )
+            # the reconcile opens the session (under its lease: a destroy still running cannot
+            # end it); a failed start's session is replaced there
+            if resource.observed_state == "stopped":
+                await self.cloud.resume_controller(resource)
+            await self.resources.mark_observed(resource.id, "provisioning", unless=("active",))
+        else:
+            await self.resources.mark_observed(resource.id, "connecting", unless=("active",))
         await self.resources.set_desired(
             resource.id, desired_state="active", actor=principal.username
         )
         return await self.get(principal, ref)
 
     async def stop(self, principal: Principal, ref: ResourceRef) -> Resource:
+        """An existing cluster disconnects; a cloud cluster's controller is stopped, keeping its
+        disk, which the spec refuses while compute nodes run."""
         resource = await self.require(principal, ref, "writer")
         assert resource.id is not None
+        if self.is_cloud(resource):
+            if resource.observed_state in ("off", "stopped"):
+                return resource
+            if resource.observed_state != "active":
+                raise Conflict(
+                    f"{ref.uri} is {resource.observed_state}: only an active cluster can be "
+                    "stopped (destroy it instead)",
+                    reason="cluster-not-active",
+                )
+            running = await self.cloud.live_nodes(resource.id)
+            if running:
+                raise Conflict(
+                    f"you cannot stop a cluster if there are any active compute nodes: "
+                    f"{ref.uri} has {len(running)} ({', '.join(n.name for n in running[:5])})",
+                    reason="compute-nodes-active",
+                )
+            await self.resources.mark_observed(resource.id, "stopping", unless=("stopped",))
+            await self.resources.set_desired(
+                resource.id, desired_state="stopped", actor=principal.username
+            )
+            return await self.get(principal, ref)
         if resource.desired_state == "off" and resource.observed_state == "off":
             return resource
         await self.resources.mark_observed(resource.id, "stopping", unless=("off",))
         await self.resources.set_desired(resource.id, desired_state="off", actor=principal.username)
         return await self.get(principal, ref)
+
+    async def destroy(self, principal: Principal, ref: ResourceRef) -> Resource:
+        """Delete every host of a cloud cluster (jobs are lost, persistent storage stays)."""
+        resource = await self.require(principal, ref, "writer")
+        assert resource.id is not None
+        if not self.is_cloud(resource):
+            raise Conflict(
+                f"{ref.uri} is an existing cluster: Corral built nothing to destroy (stop it)",
+                reason="not-a-cloud-cluster",
+            )
+        if resource.desired_state == "off" and resource.observed_state == "off":
+            return resource
+        await self.resources.mark_observed(resource.id, "destroying", unless=("off",))
+        await self.resources.set_desired(resource.id, desired_state="off", actor=principal.username)
+        return await self.get(principal, ref)
+
+    async def duplicate(
+        self, principal: Principal, ref: ResourceRef, name: str, display_name: str = ""
+    ) -> Resource:
+        """A copy of the definition under a new name, off."""
+        source = await self.require(principal, ref, "writer")
+        created = await self.resources.create(
+            CLUSTER_KIND,
+            org=principal.org,
+            owner=principal.username,
+            name=name,
+            spec=dict(source.spec),
+            desired_state="off",
+            display_name=display_name,
+            description=source.description,
+            tags=list(source.tags),
+            actor=principal.username,
+        )
+        return await self.access.get(principal, ResourceRef(created.owner, created.name))
 
     async def delete(self, principal: Principal, ref: ResourceRef) -> None:
         resource = await self.require(principal, ref, "admin")
@@ -254,9 +383,20 @@ class ClusterService:
         return self._identities[user_id]
 
     async def runner(self, resource: Resource | Any, username: str) -> SSHRunner:
-        """A runner signing in to ``resource`` as Corral user ``username``."""
+        """A runner signing in to ``resource`` as Corral user ``username`` (on a cloud cluster,
+        at its controller, with an account made for them on first use)."""
         spec = self.spec_of(resource)
         identity = await self.identity(await self.user_id(username), username)
+        if isinstance(spec, CloudClusterSpec):
+            row = await self.cloud.current_session(resource.id or 0)
+            if row is None or not row.controller_address:
+                raise Conflict(
+                    f"{resource.owner}/{resource.name} has no controller: start it first",
+                    reason="cluster-not-active",
+                )
+            await self.cloud.ensure_account(row, username)
+            endpoint = SSHEndpoint(host=row.controller_address, username=username)
+            return SSHRunner(self.pool, identity, endpoint)
         return SSHRunner(self.pool, identity, spec.endpoint(username))
 
     def scheduler(self, resource: Resource | Any, runner: SSHRunner) -> Scheduler:

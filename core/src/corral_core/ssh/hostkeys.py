@@ -104,6 +104,22 @@ class HostKeyStore:
             await session.refresh(row)
             return row
 
+    async def pin(self, host: str, port: int, public_key: str, fingerprint: str) -> None:
+        """Trust ``public_key``, and only it, for ``host:port``: a key Corral made itself (a
+        cloud controller's), so nothing is trusted on first use."""
+        async with self._db.session() as session:
+            await session.exec(
+                update(HostKey)
+                .where(col(HostKey.host) == host, col(HostKey.port) == port)
+                .values(trusted=False)
+            )
+            row = await _offered(session, host, port, fingerprint)
+            if row is None:
+                row = HostKey(host=host, port=port, public_key=public_key, fingerprint=fingerprint)
+            row.trusted, row.accepted_by = True, "corral"
+            session.add(row)
+            await session.commit()
+
     async def list(self, host: str | None = None) -> list[HostKey]:
         query = select(HostKey).order_by(col(HostKey.host), col(HostKey.port), col(HostKey.id))
         if host:

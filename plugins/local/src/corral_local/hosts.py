@@ -277,8 +277,13 @@ class LocalHosts:
         self._require_root()
         with self._locked():
             existing = self.find(idempotency_key)
-            if existing:
-                return existing
+        if existing:
+            # a retry after a crash: what the first call made, booted if it never got that far
+            for record in existing:
+                if record.state == "pending" and self.init_pid(record) is None:
+                    self._boot(record)
+            return existing
+        with self._locked():
             self._ensure_bridge()
             made: list[HostRecord] = []
             try:
@@ -338,7 +343,6 @@ class LocalHosts:
                 shutil.copytree(Path("/", private), target, symlinks=True)
             else:
                 target.mkdir(parents=True, exist_ok=True)
-        (directory / "root" / "tmp").chmod(0o1777)
         ssh = directory / "root" / "etc/ssh"
         for key in ssh.glob("ssh_host_*"):
             key.unlink()  # each host has its own host keys, made at first boot by ssh-keygen -A
@@ -379,6 +383,11 @@ class LocalHosts:
     def _boot(self, record: HostRecord) -> None:
         """Start the host's init in its namespaces, capped to its slice where cgroups allow."""
         directory = self._dir(record.id)
+        for volatile in ("run", "tmp"):  # tmpfs on a booting machine: stale pid files go
+            path = directory / "root" / volatile
+            shutil.rmtree(path, ignore_errors=True)
+            path.mkdir(parents=True, exist_ok=True)
+        (directory / "root" / "tmp").chmod(0o1777)
         with self._locked():
             self._ensure_bridge()
             self._network_up(record)

@@ -34,6 +34,7 @@ from corral_slurm.accounting import (
     SACCT_ACCOUNTING_FIELDS,
     parse_sacct_accounting,
 )
+from corral_slurm.bootstrap import bootstrap_script
 from corral_slurm.cluster import (
     SINFO_NODE_FORMAT,
     SINFO_PARTITION_FORMAT,
@@ -461,4 +462,17 @@ class Slurm(SchedulerBase):
         """The ``slurm.conf`` fragment (and ``gres.conf`` with GPUs); runs nothing."""
         return elastic_files(
             cluster, config_dir=self.config.config_dir, cloud_dns=self.config.cloud_dns
+        )
+
+    async def elastic_bootstrap(
+        self, cluster: ElasticClusterSpec, *, role: str, auth_key: str, node_command: str
+    ) -> str:
+        """Munge, ``slurm.conf`` and the Slurm daemons for a fresh host; runs nothing."""
+        return bootstrap_script(
+            cluster,
+            role=role,
+            auth_key=auth_key,
+            node_command=node_command,
+            config_dir=self.config.config_dir,
+            cloud_dns=self.config.cloud_dns,
         )

@@ -203,10 +203,17 @@ def _cluster_commands(branch: Callable[..., Any], leaf: Callable[..., Any]) -> N
         cluster,
         "create",
         f"{module}:create",
-        "register a cluster you already run (off until started)",
+        "register a cluster you already run (--host), or define an elastic cloud cluster "
+        "(--cloud); off until started",
     )
     create.add_argument("name")
-    create.add_argument("--host", required=True, help="the login node's host name or address")
+    create.add_argument("--host", help="an existing cluster's login node (name or address)")
+    create.add_argument(
+        "--cloud",
+        metavar="FILE",
+        help="a cloud cluster's definition, JSON (cloud_account, controller, partitions, "
+        "advanced; - for stdin)",
+    )
     create.add_argument("--port", type=int, default=22, help="its SSH port")
     create.add_argument(
         "--user", default="__USER__", help="remote username (__USER__: each user's own name)"
@@ -221,7 +228,11 @@ def _cluster_commands(branch: Callable[..., Any], leaf: Callable[..., Any]) -> N
     create.add_argument("--start", action="store_true", help="start it once created")
     _output_flag(create, OUTPUT_TABLE_JSON, "table")
 
-    for name, help in (("start", "start (connect to) a cluster"), ("stop", "stop a cluster")):
+    for name, help in (
+        ("start", "start (connect to, or provision) a cluster"),
+        ("stop", "stop a cluster (a cloud cluster's controller, keeping its disk)"),
+        ("destroy", "destroy a cloud cluster's hosts (jobs are lost; it turns off)"),
+    ):
         power = leaf(cluster, name, f"{module}:{name}", help)
         power.add_argument("uri", help="pw://owner/name, owner/name or name")
         power.add_argument("--wait", action="store_true", help="wait until it settles")
@@ -230,6 +241,20 @@ def _cluster_commands(branch: Callable[..., Any], leaf: Callable[..., Any]) -> N
 
     delete = leaf(cluster, "delete", f"{module}:delete", "delete a stopped cluster's configuration")
     delete.add_argument("uri")
+
+    logs = leaf(cluster, "logs", f"{module}:logs", "a cloud cluster's provisioning log")
+    logs.add_argument("uri", help="pw://owner/name, owner/name or name")
+    logs.add_argument("--session", type=int, help="which start (default: the latest)")
+    _output_flag(logs, OUTPUT_TABLE_JSON, "table")
+
+    duplicate = leaf(cluster, "duplicate", f"{module}:duplicate", "copy a cluster's definition")
+    duplicate.add_argument("uri", help="the cluster to copy")
+    duplicate.add_argument("name", help="the copy's name")
+    _output_flag(duplicate, OUTPUT_TABLE_JSON, "table")
+
+    estimate = leaf(cluster, "estimate", f"{module}:estimate", "a cloud cluster's hourly cost")
+    estimate.add_argument("uri", help="pw://owner/name, owner/name or name")
+    _output_flag(estimate, OUTPUT_TABLE_JSON, "table")
 
     submit = leaf(cluster, "submit", f"{module}:submit", "submit a batch job to a cluster")
     submit.add_argument("uri", help="pw://owner/name, owner/name or name")

@@ -263,6 +263,8 @@ class ElasticClusterSpec(msgspec.Struct, frozen=True, kw_only=True):
     cluster_name: str
     controller_host: str
     partitions: tuple[ElasticPartition, ...]
+    controller_address: str = ""
+    """The controller's IP address, when known (compute nodes are configured after it runs)."""
     resume_program: str
     """Run by the scheduler with node names to power them up."""
     suspend_program: str
@@ -374,6 +376,19 @@ class Scheduler(Protocol):
         and the power-saving settings (Slurm: ``slurm.conf`` fragments). Runs no command."""
         ...
 
+    async def elastic_bootstrap(
+        self, cluster: ElasticClusterSpec, *, role: str, auth_key: str, node_command: str
+    ) -> str:
+        """A POSIX shell script, run as root on a fresh host of an elastic cluster, that
+        configures the scheduler and starts its daemons (``role``: ``controller`` or
+        ``compute``), and starts them again at each boot.
+
+        ``auth_key`` is a base64 secret shared by the cluster's hosts (Slurm: the munge key).
+        The scheduler's resume and suspend programs (``cluster.resume_program`` and
+        ``suspend_program``) must call ``node_command resume|suspend NAME...`` with the node
+        names, one per argument. Runs no command itself."""
+        ...
+
 
 SCHEDULER_FEATURE_METHODS: Mapping[SchedulerFeature, tuple[str, ...]] = MappingProxyType(
     {
@@ -382,7 +397,7 @@ SCHEDULER_FEATURE_METHODS: Mapping[SchedulerFeature, tuple[str, ...]] = MappingP
         SchedulerFeature.ACCOUNTING: ("accounting",),
         SchedulerFeature.PARTITIONS: ("partitions",),
         SchedulerFeature.NODES: ("nodes",),
-        SchedulerFeature.ELASTIC_NODES: ("elastic_config",),
+        SchedulerFeature.ELASTIC_NODES: ("elastic_config", "elastic_bootstrap"),
         SchedulerFeature.BATCH_SUBMIT: ("submit_many",),
     }
 )
@@ -426,3 +441,9 @@ class SchedulerBase:
     @unsupported_default
     async def elastic_config(self, cluster: ElasticClusterSpec) -> Sequence[ConfigFile]:
         raise unsupported(self, "elastic_config")
+
+    @unsupported_default
+    async def elastic_bootstrap(
+        self, cluster: ElasticClusterSpec, *, role: str, auth_key: str, node_command: str
+    ) -> str:
+        raise unsupported(self, "elastic_bootstrap")

@@ -15,9 +15,13 @@ from corral_sdk.cli.client import ApiClient, client_for
 from corral_sdk.cli.output import print_json, print_table
 from corral_sdk.errors import Invalid
 from corral_sdk.wire import (
+    CloudClusterDefinition,
     ClusterCreate,
+    ClusterDuplicate,
+    ClusterEstimate,
     ClusterInfo,
     ClusterList,
+    ClusterLogs,
     JobInfo,
     JobList,
     JobSubmit,
@@ -28,9 +32,13 @@ __all__ = [
     "cancel",
     "create",
     "delete",
+    "destroy",
+    "duplicate",
+    "estimate",
     "get",
     "job",
     "jobs",
+    "logs",
     "ls",
     "output",
     "start",
@@ -70,7 +78,9 @@ def _print_clusters(clusters: list[ClusterInfo]) -> None:
                 c.uri,
                 c.status,
                 c.type_label,
-                f"{c.username}@{c.login_host}" + ("" if c.port == 22 else f":{c.port}"),
+                (c.controller_address or "-")
+                if c.type == "cloud"
+                else f"{c.username}@{c.login_host}" + ("" if c.port == 22 else f":{c.port}"),
                 ",".join(p.name + ("*" if p.default else "") for p in c.partitions) or "-",
                 c.reason[:60],
             ]
@@ -143,15 +153,30 @@ def _jump(value: str | None) -> tuple[str, str, int]:
         raise Invalid(f"--jump port {port!r} is not a number", field="jump") from None
 
 
+def _cloud_definition(path: str) -> CloudClusterDefinition:
+    text = sys.stdin.read() if path == "-" else _script(path)
+    try:
+        return msgspec.json.decode(text, type=CloudClusterDefinition)
+    except msgspec.DecodeError as exc:
+        raise Invalid(f"{path}: not a cloud cluster definition: {exc}", field="cloud") from None
+
+
 def create(args: argparse.Namespace) -> int:
+    if bool(args.host) == bool(args.cloud):
+        raise Invalid(
+            "give either --host (a cluster you run) or --cloud (a definition to provision)",
+            field="host",
+        )
     jump_user, jump_host, jump_port = _jump(args.jump)
     body = ClusterCreate(
         name=args.name,
         display_name=args.display_name or "",
         description=args.description or "",
         tags=list(args.tag or []),
+        type="cloud" if args.cloud else "existing",
+        cloud=_cloud_definition(args.cloud) if args.cloud else None,
         scheduler=args.scheduler,
-        login_host=args.host,
+        login_host=args.host or "",
         port=args.port,
         username=args.user,
         jump_host=jump_host,
@@ -186,7 +211,8 @@ def _wait_for(client: ApiClient, uri: str, states: set[str], timeout: float) -> 
 def _power(args: argparse.Namespace, action: str, settled: set[str]) -> int:
     with client_for(args) as client:
         cluster = client.post(cluster_path(client, args.uri, action), ClusterInfo)
-        log.info("%s %s", "Starting" if action == "start" else "Stopping", cluster.display_name)
+        verb = {"start": "Starting", "stop": "Stopping", "destroy": "Destroying"}[action]
+        log.info("%s %s", verb, cluster.display_name)
         if args.wait:
             cluster = _wait_for(client, args.uri, settled, args.wait_timeout)
     if args.output == "json":
@@ -204,7 +230,59 @@ def start(args: argparse.Namespace) -> int:
 
 
 def stop(args: argparse.Namespace) -> int:
-    return _power(args, "stop", {"off"})
+    return _power(args, "stop", {"off", "stopped"})
+
+
+def destroy(args: argparse.Namespace) -> int:
+    return _power(args, "destroy", {"off"})
+
+
+def logs(args: argparse.Namespace) -> int:
+    with client_for(args) as client:
+        path = cluster_path(client, args.uri, "logs")
+        if args.session:
+            path += f"?session={args.session}"
+        found = client.get(path, ClusterLogs)
+    if args.output == "json":
+        print_json(found)
+        return 0
+    print_table(
+        ["TAB", "STEP", "STATE", "DETAIL"],
+        [[s.log, s.name, s.state, s.detail] for s in found.steps],
+    )
+    if found.lines:
+        print(f"\n--- bootstrap output of the controller (session {found.session})")
+        print("\n".join(found.lines))
+    return 0
+
+
+def duplicate(args: argparse.Namespace) -> int:
+    with client_for(args) as client:
+        cluster = client.post(
+            cluster_path(client, args.uri, "duplicate"),
+            ClusterInfo,
+            ClusterDuplicate(name=args.name),
+        )
+    log.info("Resource created: %s", cluster.uri)
+    if args.output == "json":
+        print_json(cluster)
+    else:
+        _print_clusters([cluster])
+    return 0
+
+
+def estimate(args: argparse.Namespace) -> int:
+    with client_for(args) as client:
+        found = client.get(cluster_path(client, args.uri, "estimate"), ClusterEstimate)
+    if args.output == "json":
+        print_json(found)
+        return 0
+    print_table(
+        ["ITEM", "INSTANCE TYPE", "UNIT COST", "MAX COST"],
+        [[i.item, i.instance_type, i.unit_cost or "-", i.max_cost or "-"] for i in found.items],
+    )
+    print(f"\nat most {found.max_total} {found.currency} per hour")
+    return 0
 
 
 def delete(args: argparse.Namespace) -> int:
