@@ -110,7 +110,10 @@ class ResourceReconciler:
             )
             await session.commit()
 
-    async def _release(self, resource_id: int, token: str, **values: Any) -> bool:
+    async def _release(
+        self, resource_id: int, token: str, *, event: dict[str, Any] | None = None, **values: Any
+    ) -> bool:
+        """Write the outcome and drop the lease; the state-change event, if any, commits with it."""
         async with self.db.session() as session:
             result = await session.exec(
                 update(Resource)
@@ -118,8 +121,14 @@ class ResourceReconciler:
                 .where(col(Resource.lease_owner) == token)
                 .values(lease_owner=None, lease_expires_at=None, **values)
             )
+            released = bool(result.rowcount)
+            row = self.events.add(session, **event) if released and event is not None else None
             await session.commit()
-            return bool(result.rowcount)
+            if row is not None:
+                await session.refresh(row)
+        if row is not None and row.id is not None:
+            await self.events.announce(row.id)
+        return released
 
     # --- reconcile ------------------------------------------------------------------------------
 
@@ -210,24 +219,23 @@ class ResourceReconciler:
                 values["attempts"] = attempts
         values["next_reconcile_at"] = None if delay is None else now + timedelta(seconds=delay)
 
-        changed = result is not None and result.observed_state != resource.observed_state
-        if not await self._release(resource.id, token, **values):
-            log.warning("resource %s: lease lost during reconcile; result dropped", resource.id)
-            return False
-        if changed:
-            assert result is not None
-            await self.events.emit(
-                "resource.state_changed",
-                subject=f"resource:{resource.id}",
-                org=resource.org,
-                data={
+        event = None
+        if result is not None and result.observed_state != resource.observed_state:
+            event = {
+                "type": "resource.state_changed",
+                "subject": f"resource:{resource.id}",
+                "org": resource.org,
+                "data": {
                     "kind": resource.kind,
                     "from": resource.observed_state,
                     "to": result.observed_state,
                     "reason": result.reason,
                     "generation": resource.generation,
                 },
-            )
+            }
+        if not await self._release(resource.id, token, event=event, **values):
+            log.warning("resource %s: lease lost during reconcile; result dropped", resource.id)
+            return False
         async with self.db.session() as session:
             current = await session.get(Resource, resource.id)
         if current is not None and current.generation != resource.generation:
