@@ -84,6 +84,13 @@ def _post(server: LabServer, path: str, body: Any = None, *, user: str = "alice"
     return response.json() if response.content else None
 
 
+def _patch(server: LabServer, path: str, body: Any, expect: int) -> Any:
+    with server.client("alice") as client:
+        response = client.patch(path, json=body)
+    assert response.status_code == expect, response.text
+    return response.json()
+
+
 def _get(server: LabServer, path: str, user: str = "alice") -> Any:
     with server.client(user) as client:
         response = client.get(path)
@@ -264,6 +271,46 @@ def test_killing_corral_while_a_cluster_provisions_neither_loses_it_nor_doubles_
     assert active["status"] == "active", active["reason"]
     hosts = leftovers(cloud_root)
     assert len(hosts["instances"]) == len(before["instances"]) + 1, hosts  # one controller
+
+    # a live edit: partitions and Slurm timings change on the running controller
+    edited = definition(suspend_time=40)
+    edited["partitions"] = [
+        {"name": "compute", "instance_type": "local.nano", "max_nodes": 4, "default": True},
+        {"name": "big", "instance_type": "local.small", "max_nodes": 2},
+    ]
+    _patch(server, "/api/clusters/alice/killed", {"cloud": edited}, 200)
+
+    def updates(count: int) -> Any:
+        steps = _get(server, "/api/clusters/alice/killed/logs")["steps"]
+        found = [
+            s for s in steps
+            if s["name"].startswith("Configuration update") and s["state"] != "running"
+        ]  # fmt: skip
+        return found if len(found) >= count else None
+
+    [update] = wait_until("the edit is applied", lambda: updates(1), timeout=90)
+    assert update["state"] == "completed", update
+    assert status_of(server, "killed", "active")
+    done = server.corral(
+        "alice", "ssh", "pw://alice/killed",
+        "sinfo -h -o '%P %D'; scontrol show config | grep -E '^SuspendTime '",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "compute* 4" in done.stdout and "big 2" in done.stdout, done.stdout
+    assert "40 sec" in done.stdout, done.stdout
+    assert "slurmctld restarted" in update["detail"], update  # nodes were added
+    timings = {**edited, "advanced": {**edited["advanced"], "suspend_time": 50}}
+    _patch(server, "/api/clusters/alice/killed", {"cloud": timings}, 200)
+    update = wait_until("the second edit is applied", lambda: updates(2), timeout=90)[-1]
+    assert update["state"] == "completed" and "re-read" in update["detail"], update
+    done = server.corral(
+        "alice", "ssh", "pw://alice/killed", "scontrol show config | grep -E '^SuspendTime '"
+    )
+    assert "50 sec" in done.stdout, done.stdout
+    # what made the controller cannot change while it runs
+    moved = {**edited, "controller": {"instance_type": "local.medium"}}
+    refused = _patch(server, "/api/clusters/alice/killed", {"cloud": moved}, 409)
+    assert "cloud.controller.instance_type" in refused["detail"], refused
     _post(server, "/api/clusters/alice/killed/destroy", expect=202)
     wait_until("the cluster is off", lambda: status_of(server, "killed", "off"), timeout=60)
     assert leftovers(cloud_root) == before

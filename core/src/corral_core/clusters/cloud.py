@@ -821,6 +821,8 @@ class CloudClusters:
                 requeue_after=3600,
             )  # fmt: skip
         if resource.observed_state == "active" and status.get("active_session") == row.number:
+            if status.get("config_generation") != resource.generation:
+                status = await self._reconfigure(resource, spec, row, status, ctx)
             return ReconcileResult(observed_state="active", status=status)
         try:
             return await self._provision(resource, spec, row, status, ctx)
@@ -872,6 +874,7 @@ class CloudClusters:
             instance = made[0]
             await self._controller_found(row, instance)
             await steps.step(controller_step, StepState.COMPLETED, row.controller_address)
+            status["config_hash"] = await self._config_hash(spec, elastic)
             return self._provisioning(status, row, 0.2)
 
         configuration = "Controller node configuration"
@@ -917,6 +920,68 @@ class CloudClusters:
                 "failed_session": None,
             },
         )
+
+    async def _config_hash(self, spec: CloudClusterSpec, elastic: ElasticClusterSpec) -> str:
+        files = await self.scheduler_for(spec, None).elastic_config(elastic)
+        digest = hashlib.sha256()
+        for file in sorted(files, key=lambda f: f.path):
+            digest.update(f"{file.path}\0{file.mode}\0{file.content}\0".encode())
+        return digest.hexdigest()
+
+    async def _reconfigure(
+        self,
+        resource: ResourceSnapshot,
+        spec: CloudClusterSpec,
+        row: ClusterSession,
+        status: dict[str, Any],
+        ctx: ReconcileContext,
+    ) -> dict[str, Any]:
+        """Apply an edit (or a start after one) to the running cluster: the scheduler's
+        configuration rewritten on the controller, nodes no partition has any more let go.
+        A failure leaves the cluster active on its old configuration and is tried again."""
+        provider, account, _ = await self.account_of(resource.org, spec)
+        placement = await self.placement(provider, account, spec)
+        elastic = self.elastic(resource, spec, row.number, placement)
+        wanted = await self._config_hash(spec, elastic)
+        done = {**status, "config_generation": resource.generation, "config_hash": wanted}
+        if status.get("config_hash") == wanted:
+            return done
+        steps = StepLog(self.db, resource.id, row.number, "provision")
+        step = f"Configuration update (generation {resource.generation})"
+        await steps.step(step, StepState.RUNNING)
+        try:
+            scheduler = self.scheduler_for(spec, self.root_runner(row))
+            outcome = await scheduler.elastic_reconfigure(elastic)
+        except CorralError as exc:
+            await steps.step(step, StepState.FAILED, exc.message)
+            log.warning("cluster %s: reconfiguration failed: %s", resource.id, exc.log_message)
+            return {**status, "config_error": exc.message}
+        names = {
+            f"{p.node_prefix}{i:04d}" for p in elastic.partitions for i in range(1, p.max_nodes + 1)
+        }
+        dropped = [
+            n.id
+            for n in await self.live_nodes(resource.id)
+            if n.session == row.number and n.name not in names
+        ]
+        if dropped:
+            now = utcnow()
+            async with self.db.session() as session:
+                await session.exec(
+                    update(ClusterNode)
+                    .where(col(ClusterNode.id).in_(dropped))
+                    .values(wanted="down", requested_at=now, updated_at=now)
+                )
+                await session.commit()
+            await self.enqueue_nodes(resource.id)
+        await steps.step(step, StepState.COMPLETED, outcome)
+        message = f"Cluster {resource.name} configuration updated successfully"
+        await ctx.emit(
+            "cluster.updated",
+            {"name": resource.name, "generation": resource.generation, "message": message},
+        )
+        done.pop("config_error", None)
+        return done
 
     async def _controller_found(self, row: ClusterSession, instance: Instance) -> None:
         address = instance.private_ip or instance.public_ip or ""

@@ -237,15 +237,10 @@ class ClusterService:
             self._check_scheduler(spec.scheduler, spec.scheduler_config)
         if "group" in changes:
             await self._check_group(principal, spec.group)
-        if isinstance(spec, CloudClusterSpec) and "cloud" in changes:
-            if spec.cloud.cloud_account != current["cloud"]["cloud_account"] and (
-                resource.observed_state != "off"
-            ):
-                raise Conflict(
-                    "the cloud account of a cluster that is not off cannot change",
-                    reason="cluster-not-off",
-                )
-            await self._check_cloud(principal, spec)
+        if isinstance(spec, CloudClusterSpec):
+            self._check_live_edit(resource, current, msgspec.to_builtins(spec))
+            if "cloud" in changes:
+                await self._check_cloud(principal, spec)
         await self.resources.describe(
             resource.id,
             display_name=data.display_name,
@@ -256,6 +251,35 @@ class ClusterService:
         if new_spec != resource.spec:
             await self.resources.set_desired(resource.id, spec=new_spec, actor=principal.username)
         return await self.get(principal, ref)
+
+    @staticmethod
+    def _check_live_edit(resource: Resource, current: dict[str, Any], new: dict[str, Any]) -> None:
+        """While a cloud cluster has hosts (a session that is not over), its partitions and
+        advanced settings can change (the reconciler applies them to the running scheduler);
+        what made the controller cannot."""
+        if resource.observed_state in ("off", "failed"):
+            return
+        fixed = [
+            ("scheduler", current.get("scheduler"), new.get("scheduler")),
+            ("scheduler_config", current.get("scheduler_config"), new.get("scheduler_config")),
+            (
+                "cloud.cloud_account",
+                current["cloud"]["cloud_account"],
+                new["cloud"]["cloud_account"],
+            ),
+        ]
+        fixed += [
+            (f"cloud.controller.{name}", value, new["cloud"]["controller"].get(name))
+            for name, value in current["cloud"]["controller"].items()
+        ]
+        for field, before, after in fixed:
+            if before != after:
+                raise Conflict(
+                    f"{field} cannot change while the cluster is {resource.observed_state}: "
+                    "destroy it first (partitions and advanced settings can change while it "
+                    "runs)",
+                    reason="cluster-not-off",
+                )
 
     async def start(self, principal: Principal, ref: ResourceRef) -> Resource:
         resource = await self.require(principal, ref, "writer")

@@ -13,7 +13,7 @@ from corral_sdk.errors import Invalid
 from corral_sdk.providers.scheduler import ElasticClusterSpec
 from corral_slurm.elastic import ELASTIC_CONF, elastic_files
 
-__all__ = ["BOOT_SCRIPT", "ROLES", "bootstrap_script"]
+__all__ = ["BOOT_SCRIPT", "ROLES", "bootstrap_script", "reconfigure_script"]
 
 ROLES = ("controller", "compute")
 BOOT_SCRIPT = "/etc/corral/boot.d/50-slurm"
@@ -66,6 +66,7 @@ MinJobAge=300
 SlurmdTimeout=60
 InactiveLimit=0
 KillWait=10
+PrologSlurmctld={PROLOG_SLURMCTLD}
 Include {config_dir}/{ELASTIC_CONF}
 """
 
@@ -73,6 +74,28 @@ Include {config_dir}/{ELASTIC_CONF}
 _CGROUP_CONF = """# Written by Corral: without systemd, slurmd makes its cgroup hierarchy itself.
 CgroupPlugin=autodetect
 IgnoreSystemdOnFailure=yes
+"""
+
+PROLOG_SLURMCTLD = "/etc/corral/bin/prolog-slurmctld"
+
+_PROLOG = """#!/bin/sh
+# Slurm's PrologSlurmctld, written by Corral. Slurm 22.05 starts a batch job whose nodes it powered
+# up only at its 30-second job check; when this prolog ends, slurmctld starts the job at once. It
+# ends as soon as the job's nodes answer (or after the resume timeout), and always succeeds.
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+nodes="${{SLURM_JOB_NODELIST:-}}"
+[ -n "$nodes" ] || exit 0
+i=0
+while [ $i -lt {tries} ]; do
+  states=$(sinfo -h -N -n "$nodes" -o '%t' 2>/dev/null) || states='?'
+  case "$states" in
+    ''|*'#'*|*'~'*|*'*'*|*'%'*|*'?'*) ;;
+    *) exit 0 ;;
+  esac
+  sleep 0.5
+  i=$((i + 1))
+done
+exit 0
 """
 
 _NODE_PROGRAM = """#!/bin/sh
@@ -135,6 +158,14 @@ def bootstrap_script(
     ]
     parts += [_heredoc(file.path, file.content, f"{file.mode:04o}") for file in files]
     if controller:
+        parts.append("install -d -m 0755 /etc/corral/bin")
+        parts.append(
+            _heredoc(
+                PROLOG_SLURMCTLD,
+                _PROLOG.format(tries=cluster.resume_timeout_seconds * 2),
+                "0755",
+            )
+        )
         for kind, program, action in (
             ("resume", cluster.resume_program, "resume"),
             ("suspend", cluster.suspend_program, "suspend"),
@@ -166,4 +197,52 @@ def bootstrap_script(
         )
     )
     parts.append(BOOT_SCRIPT)
+    return "\n".join(parts) + "\n"
+
+
+_RECONFIGURE = """
+# nodes or partitions added or removed: slurmctld must restart (its state keeps the jobs);
+# anything else: scontrol reconfigure
+if [ "$nodes_changed" = 1 ]; then
+  if [ -f /run/slurmctld.pid ]; then
+    pid=$(cat /run/slurmctld.pid)
+    kill "$pid" 2>/dev/null || true
+    i=0
+    while kill -0 "$pid" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+  fi
+  {boot}
+  i=0
+  until scontrol ping >/dev/null 2>&1; do
+    [ $i -lt 300 ] || {{ echo 'slurmctld did not come back' >&2; exit 1; }}
+    sleep 0.1; i=$((i + 1))
+  done
+  echo 'slurmctld restarted with the new nodes and partitions'
+elif [ "$changed" = 1 ]; then
+  scontrol reconfigure
+  echo 'slurmctld re-read its configuration'
+else
+  echo 'the configuration was already in place'
+fi
+"""
+
+
+def reconfigure_script(cluster: ElasticClusterSpec, *, config_dir: str, cloud_dns: bool) -> str:
+    """A POSIX shell script, run as root on the running controller, that puts the elastic
+    files in place and makes slurmctld use them (see ``Scheduler.elastic_reconfigure``)."""
+    directory = config_dir.rstrip("/")
+    files = elastic_files(cluster, config_dir=directory, cloud_dns=cloud_dns)
+    parts = ["set -eu", "umask 022", "changed=0", "nodes_changed=0"]
+    for file in files:
+        path = shlex.quote(file.path)
+        fresh = shlex.quote(file.path + ".corral-new")
+        parts.append(_heredoc(file.path + ".corral-new", file.content, f"{file.mode:04o}"))
+        parts.append(
+            f"if cmp -s {fresh} {path}; then rm -f {fresh}; else\n"
+            f"  old=$(grep -E '^(NodeName|PartitionName|GresTypes)' {path} 2>/dev/null || true)\n"
+            f"  new=$(grep -E '^(NodeName|PartitionName|GresTypes)' {fresh} || true)\n"
+            '  [ "$old" = "$new" ] || nodes_changed=1\n'
+            f"  mv -f {fresh} {path}; changed=1\n"
+            "fi"
+        )
+    parts.append(_RECONFIGURE.format(boot=BOOT_SCRIPT))
     return "\n".join(parts) + "\n"

@@ -34,7 +34,7 @@ from corral_slurm.accounting import (
     SACCT_ACCOUNTING_FIELDS,
     parse_sacct_accounting,
 )
-from corral_slurm.bootstrap import bootstrap_script
+from corral_slurm.bootstrap import bootstrap_script, reconfigure_script
 from corral_slurm.cluster import (
     SINFO_NODE_FORMAT,
     SINFO_PARTITION_FORMAT,
@@ -476,3 +476,16 @@ class Slurm(SchedulerBase):
             config_dir=self.config.config_dir,
             cloud_dns=self.config.cloud_dns,
         )
+
+    async def elastic_reconfigure(self, cluster: ElasticClusterSpec) -> str:
+        """The elastic files written on the controller, then ``scontrol reconfigure`` (or a
+        slurmctld restart when nodes or partitions changed)."""
+        script = reconfigure_script(
+            cluster, config_dir=self.config.config_dir, cloud_dns=self.config.cloud_dns
+        )
+        result = await self.runner.run(
+            "/bin/sh -s", input=script, timeout=max(self.config.command_timeout_seconds, 120)
+        )
+        if not result.ok:
+            raise self._fail("the reconfiguration", result)
+        return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""

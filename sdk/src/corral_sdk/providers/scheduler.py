@@ -389,6 +389,14 @@ class Scheduler(Protocol):
         names, one per argument. Runs no command itself."""
         ...
 
+    async def elastic_reconfigure(self, cluster: ElasticClusterSpec) -> str:
+        """Make the running controller of an elastic cluster use ``cluster``'s configuration:
+        write the files of :meth:`elastic_config` through the runner (as root) and have the
+        scheduler read them, restarting its controller daemon when nodes or partitions were
+        added or removed (queued and running jobs survive it). Nodes that are up keep
+        running. Idempotent; returns one line saying what was done, for the cluster's log."""
+        ...
+
 
 SCHEDULER_FEATURE_METHODS: Mapping[SchedulerFeature, tuple[str, ...]] = MappingProxyType(
     {
@@ -397,7 +405,11 @@ SCHEDULER_FEATURE_METHODS: Mapping[SchedulerFeature, tuple[str, ...]] = MappingP
         SchedulerFeature.ACCOUNTING: ("accounting",),
         SchedulerFeature.PARTITIONS: ("partitions",),
         SchedulerFeature.NODES: ("nodes",),
-        SchedulerFeature.ELASTIC_NODES: ("elastic_config", "elastic_bootstrap"),
+        SchedulerFeature.ELASTIC_NODES: (
+            "elastic_config",
+            "elastic_bootstrap",
+            "elastic_reconfigure",
+        ),
         SchedulerFeature.BATCH_SUBMIT: ("submit_many",),
     }
 )
@@ -447,3 +459,7 @@ class SchedulerBase:
         self, cluster: ElasticClusterSpec, *, role: str, auth_key: str, node_command: str
     ) -> str:
         raise unsupported(self, "elastic_bootstrap")
+
+    @unsupported_default
+    async def elastic_reconfigure(self, cluster: ElasticClusterSpec) -> str:
+        raise unsupported(self, "elastic_reconfigure")
