@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from corral_sdk.errors import Invalid
 from corral_sdk.providers.scheduler import ElasticClusterSpec, ElasticPartition
-from corral_slurm.bootstrap import BOOT_SCRIPT, bootstrap_script
+from corral_slurm.bootstrap import BOOT_SCRIPT, bootstrap_script, reconfigure_script
+from corral_slurm.elastic import elastic_files
 
 KEY = base64.b64encode(bytes(range(64))).decode()
 CLUSTER = ElasticClusterSpec(
@@ -79,3 +81,16 @@ def _with_address(cluster: ElasticClusterSpec) -> ElasticClusterSpec:
 def test_bad_input_is_refused(role: str, change: dict[str, str], message: str) -> None:
     with pytest.raises(Invalid, match=message):
         script(role, **change)
+
+
+def test_reconfiguring_with_the_files_in_place_changes_nothing(tmp_path: Path) -> None:
+    """The other branches (scontrol reconfigure, a slurmctld restart) run against a live
+    controller in tests/test_local_cloud.py."""
+    for file in elastic_files(CLUSTER, config_dir=str(tmp_path), cloud_dns=True):
+        Path(file.path).write_text(file.content)
+    before = {p.name: p.read_text() for p in tmp_path.iterdir()}
+    text = reconfigure_script(CLUSTER, config_dir=str(tmp_path), cloud_dns=True)
+    done = subprocess.run(["sh", "-c", text], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "the configuration was already in place"
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == before
