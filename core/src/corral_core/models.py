@@ -22,6 +22,14 @@ from corral_core.identity.models import (
 from corral_core.leases import Lease
 from corral_core.resources.models import Resource
 from corral_core.ssh.models import HostKey
+from corral_core.workflows.models import (
+    RunJob,
+    RunLogLine,
+    RunStep,
+    WorkflowFavorite,
+    WorkflowRun,
+    WorkflowVersion,
+)
 
 __all__ = [
     "AuditRecord",
@@ -40,7 +48,13 @@ __all__ = [
     "Org",
     "ProvisionStep",
     "Resource",
+    "RunJob",
+    "RunLogLine",
+    "RunStep",
     "SshKey",
     "User",
     "UserKeyPair",
+    "WorkflowFavorite",
+    "WorkflowRun",
+    "WorkflowVersion",
 ]

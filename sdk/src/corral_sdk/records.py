@@ -168,6 +168,12 @@ class ResourceKindRecord(Registration, frozen=True, kw_only=True):
     share_levels: tuple[str, ...] = ("view", "edit")
     """The levels at which a resource of this kind may be shared with a group, lowest first
     (clusters: ``login``, ``sudo``, ``writer``, ``admin``; storage: ``mount``, ``view-edit``)."""
+    name_pattern: str = ""
+    """A regular expression the whole name must match, when the kind names its resources
+    differently from the default (lowercase letters, digits and hyphens, 2 to 63)."""
+    name_max_length: int = 63
+    name_rule: str = ""
+    """The rule in words, for the error message (with ``name_pattern``)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

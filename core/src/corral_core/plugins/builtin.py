@@ -38,6 +38,12 @@ def corral_register_resource_kinds() -> list[ResourceKindRecord]:
         CLUSTER_STATES,
         ClusterSpec,
     )
+    from corral_core.workflows.spec import (
+        WORKFLOW_KIND,
+        WORKFLOW_NAME_PATTERN,
+        WORKFLOW_NAME_RULE,
+        WorkflowSpec,
+    )
 
     return [
         ResourceKindRecord(
@@ -52,5 +58,20 @@ def corral_register_resource_kinds() -> list[ResourceKindRecord]:
             docs="A cluster users reach over SSH at its login node, with a Slurm or PBS "
             "scheduler: one they already run (existing), or, with a cloud plugin, one Corral "
             "provisions.",
-        )
+        ),
+        ResourceKindRecord(
+            name=WORKFLOW_KIND,
+            factory="corral_core.workflows.spec:WorkflowReconciler",
+            config=WorkflowSpec,
+            states=("active",),
+            initial_state="active",
+            terminal_states=frozenset({"active"}),
+            share_levels=("view", "run", "edit"),
+            name_pattern=WORKFLOW_NAME_PATTERN,
+            name_max_length=255,
+            name_rule=WORKFLOW_NAME_RULE,
+            docs="A YAML workflow (jobs of steps run in the user's workspace or on clusters "
+            "over SSH), stored in Corral with its versions or fetched from a git repository "
+            "at every run.",
+        ),
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -12,12 +13,13 @@ from sqlmodel import col
 
 from corral_core.db import Database, utcnow
 from corral_core.events.bus import EventLog
-from corral_core.identity.names import RESOURCE_NAME
+from corral_core.identity.names import RESOURCE_NAME, NameRule
 from corral_core.plugins import Kernel
 from corral_core.resources.models import Resource
 from corral_sdk.config import describe_validation_error
 from corral_sdk.errors import Invalid, NotFound
 from corral_sdk.reconcile import ResourceSnapshot
+from corral_sdk.records import ResourceKindRecord
 
 __all__ = ["ResourceService", "snapshot"]
 
@@ -83,9 +85,9 @@ class ResourceService:
         actor: str | None = None,
     ) -> ResourceSnapshot:
         spec = spec or {}
-        RESOURCE_NAME.check(name, "name")
         state = self._validate(kind, spec, desired_state)
         record = self._kernel.resource_kind(kind)
+        name_rule(record).check(name, "name")
         row = Resource(
             kind=kind,
             org=org,
@@ -223,3 +225,15 @@ class ResourceService:
         await self._events.announce(event.id)
         await self._enqueue(resource_id)
         return snapshot(row)
+
+
+def name_rule(record: ResourceKindRecord) -> NameRule:
+    """How resources of ``record``'s kind are named."""
+    if not record.name_pattern:
+        return RESOURCE_NAME
+    return NameRule(
+        f"{record.name} name",
+        re.compile(record.name_pattern),
+        record.name_max_length,
+        record.name_rule or f"matching {record.name_pattern}",
+    )

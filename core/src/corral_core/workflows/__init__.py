@@ -1,0 +1,1 @@
+"""Workflows: the YAML format, expressions, plans and runs."""
