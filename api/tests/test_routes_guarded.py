@@ -27,6 +27,7 @@ SAMPLES: list[tuple[str, dict[str, str]]] = [
     ("/api/ssh-keys/", {"name": "laptop"}),
     ("/api/clusters/", {"owner": "alice", "name": "hpc", "job": "1"}),
     ("/api/cloud-accounts/", {"name": "lab"}),
+    ("/api/workflows/", {"owner": "alice", "name": "flow", "version": "1"}),
 ]
 
 
@@ -146,6 +147,12 @@ async def acme(api: Api) -> dict[str, str]:
         "/api/resources/alice/hpc/grants/team", json={"level": "login"}, headers=alice
     )
     assert shared.status_code == 200
+    flow = await api.client.post(
+        "/api/workflows",
+        json={"name": "flow", "yaml": "jobs:\n  a:\n    steps:\n      - run: true\n"},
+        headers=alice,
+    )
+    assert flow.status_code == 201, flow.text
     public = (
         Ed25519PrivateKey.generate()
         .public_key()

@@ -166,3 +166,9 @@ def test_durations(text: str | int, seconds: float) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration(text)
+
+
+def test_run_true_is_the_command_true() -> None:
+    loaded = load("jobs:\n  a:\n    steps:\n      - run: true\n        cleanup: 1\n")
+    step = loaded.workflow.jobs["a"].steps[0]
+    assert (step.run, step.cleanup) == ("true", "1")

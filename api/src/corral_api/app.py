@@ -23,6 +23,7 @@ from corral_api.routes.orgs import GroupController, OrgController, UserControlle
 from corral_api.routes.resources import ResourceController
 from corral_api.routes.ssh import SSHController, ssh_connect
 from corral_api.routes.system import system_routes
+from corral_api.routes.workflows import WorkflowController, WorkflowSchemaController
 from corral_api.security import (
     AuditMiddleware,
     CredentialMiddleware,
@@ -124,6 +125,8 @@ def create_app(runtime: Runtime, *, debug: bool = False) -> Litestar:
         AuthController,
         SshKeyController,
         CloudAccountController,
+        WorkflowController,
+        WorkflowSchemaController,
         ssh_public_keys,
         OrgController,
         UserController,

@@ -47,6 +47,8 @@ PUBLIC_ROUTES = frozenset(
         # a cloud cluster's hosts, with their session's token (checked by the handler)
         ("POST", "/api/clusters/callbacks/nodes"),
         ("POST", "/api/clusters/callbacks/bootstrap"),
+        # the workflow format's JSON Schema, for editors (like the OpenAPI document)
+        ("GET", "/api/schema/workflow.json"),
     }
 )
 """Routes that answer without credentials (besides the OpenAPI document under /api/schema)."""

@@ -36,6 +36,8 @@ from corral_core.secrets import SecretBox
 from corral_core.settings import Settings
 from corral_core.ssh import HostKeyStore, SSHPool
 from corral_core.tasks import TaskQueue
+from corral_core.workflows.service import WorkflowService
+from corral_core.workflows.spec import WORKFLOW_KIND, WorkflowReconciler
 from corral_sdk.errors import CorralError
 
 __all__ = ["PROCESSES", "Runtime"]
@@ -107,6 +109,8 @@ class Runtime:
         )
         self.jobs = JobService(self.clusters)
         self.reconciler.bind(CLUSTER_KIND, ClusterReconciler(self.clusters, self.jobs))
+        self.workflows = WorkflowService(self.db, self.resources, self.access)
+        self.reconciler.bind(WORKFLOW_KIND, WorkflowReconciler())
         self.tasks.actor(RECONCILE_ACTOR, self.reconciler.reconcile)
         self.tasks.actor(DELIVER_EVENTS_ACTOR, self._deliver_events)
         self.tasks.actor(CLUSTER_NODES_ACTOR, self._work_nodes)

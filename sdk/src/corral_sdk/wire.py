@@ -66,6 +66,13 @@ __all__ = [
     "UserUpdate",
     "VersionInfo",
     "Whoami",
+    "WorkflowCheck",
+    "WorkflowCreate",
+    "WorkflowInfo",
+    "WorkflowList",
+    "WorkflowProblemInfo",
+    "WorkflowUpdate",
+    "WorkflowVersionInfo",
 ]
 
 
@@ -646,3 +653,84 @@ class HostKeyAccept(_Request, frozen=True, kw_only=True):
     host: str
     port: int = 22
     fingerprint: str
+
+
+# --- workflows ----------------------------------------------------------------------------------
+
+
+class WorkflowCreate(_Request, frozen=True, kw_only=True):
+    """Add a workflow. ``source = "local"``: ``yaml`` is stored in Corral (each change is a
+    new version); ``"remote"``: the YAML is fetched from ``url`` (a git repository, at ``ref``,
+    file ``path``) at every run."""
+
+    name: str
+    """2-255 characters: lowercase letters, digits and '_'; unique among your resources."""
+    description: str = ""
+    """At most 100 characters."""
+    tags: list[str] = msgspec.field(default_factory=list)
+    app: bool = False
+    source: Literal["local", "remote"] = "local"
+    yaml: str = ""
+    url: str = ""
+    ref: str = ""
+    path: str = "workflow.yaml"
+
+
+class WorkflowUpdate(_Request, frozen=True, kw_only=True):
+    """Change a workflow; fields left out keep their value. A new ``yaml`` is a new version."""
+
+    description: str | None = None
+    tags: list[str] | None = None
+    app: bool | None = None
+    yaml: str | None = None
+    url: str | None = None
+    ref: str | None = None
+    path: str | None = None
+
+
+class WorkflowInfo(msgspec.Struct, frozen=True, kw_only=True):
+    uri: str
+    owner: str
+    name: str
+    description: str
+    tags: list[str]
+    app: bool
+    source: str
+    url: str = ""
+    ref: str = ""
+    path: str = ""
+    version: int
+    """The current version of a local workflow (0 for a remote one)."""
+    favorite: bool = False
+    """A favourite of the caller's."""
+    yaml: str = ""
+    """The current YAML (a local workflow; in ``get`` only, not in lists)."""
+    created_at: datetime
+    updated_at: datetime
+
+
+class WorkflowList(Page, frozen=True, kw_only=True):
+    items: list[WorkflowInfo]
+
+
+class WorkflowVersionInfo(msgspec.Struct, frozen=True, kw_only=True):
+    version: int
+    created_by: str
+    created_at: datetime
+    yaml: str = ""
+
+
+class WorkflowProblemInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A problem of a workflow's YAML, where it is (1-based line and column; 0 for the whole)."""
+
+    line: int
+    column: int
+    message: str
+    path: str = ""
+
+
+class WorkflowCheck(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``POST /api/workflows/lint`` found: ``valid`` and every problem with its place."""
+
+    valid: bool
+    problems: list[WorkflowProblemInfo] = msgspec.field(default_factory=list)

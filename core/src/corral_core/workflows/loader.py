@@ -266,6 +266,11 @@ def _check(document: dict[str, Any], checker: _Checker, name: str) -> Workflow |
             if isinstance(raw.get("steps"), list) and not raw["steps"]:
                 checker.problem((*path, "steps"), f"job {job_name!r} needs at least one step")
                 continue
+            for step in raw.get("steps") or []:
+                for key in ("run", "cleanup", "name"):
+                    # `run: true` is the command true, not a boolean
+                    if isinstance(step, dict) and isinstance(step.get(key), bool | int | float):
+                        step[key] = expressions.to_text(step[key])
             job = checker.convert(raw, Job, path)
             if job is not None:
                 jobs[job_name] = job

@@ -235,15 +235,17 @@ class ApiClient:
             ) from None
 
     def _error(self, response: httpx.Response, *, hint: bool = True) -> CorralError:
+        details: dict[str, Any] = {}
         try:
             problem = msgspec.json.decode(response.content, type=Problem)
             message = problem.detail or problem.title
+            details = dict(problem.errors[0]) if problem.errors else {}
         except (msgspec.DecodeError, msgspec.ValidationError):
             message = f"HTTP {response.status_code}: {response.text[:200]}"
         if response.status_code == 401 and hint and self.login_hint:
             message = f"not authenticated: {message} (run `corral auth login`, or set PW_API_KEY)"
         error_type = _ERRORS.get(response.status_code, CorralError)
-        return error_type(message)
+        return error_type(message, details=details)
 
     def close(self) -> None:
         self._http.close()

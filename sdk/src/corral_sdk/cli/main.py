@@ -148,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _identity_commands(branch, leaf)
     _cluster_commands(branch, leaf)
+    _workflow_commands(branch, leaf)
 
     ssh = leaf(
         commands,
@@ -181,6 +182,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _output_flag(version, ("text", "json"), "text")
     return parser
+
+
+def _workflow_commands(branch: Callable[..., Any], leaf: Callable[..., Any]) -> None:
+    workflows = branch("workflows", "workflows: add, list, show, change, check", ["workflow"])
+    module = "corral_sdk.cli.commands.workflows"
+
+    ls = leaf(workflows, "ls", f"{module}:ls", "list the workflows you can see", aliases=["list"])
+    ls.add_argument("--favorite", action="store_true", help="only your favourites")
+    _output_flag(ls, ("table", "json", "list"), "table")
+
+    get = leaf(workflows, "get", f"{module}:get", "show a workflow (-o yaml: its YAML)")
+    get.add_argument("name", help="pw://owner/name, owner/name or name")
+    _output_flag(get, ("table", "json", "yaml"), "table")
+
+    create = leaf(workflows, "create", f"{module}:create", "add a workflow")
+    create.add_argument("name", help="2-255 characters: lowercase letters, digits and '_'")
+    create.add_argument("--yaml", help="its YAML file (- for stdin; a starter one by default)")
+    create.add_argument("--remote", metavar="URL", help="fetch the YAML from this git repository")
+    create.add_argument("--ref", help="the branch, tag or commit of --remote")
+    create.add_argument("--path", help="the YAML's path in --remote (default workflow.yaml)")
+    create.add_argument("--description", help="100 characters or fewer")
+    create.add_argument("--tag", action="append", help="a tag (repeat for more)")
+    create.add_argument("--app", action="store_true", help="list it among the Apps")
+    _output_flag(create, OUTPUT_TABLE_JSON, "table")
+
+    update = leaf(workflows, "update", f"{module}:update", "change a workflow")
+    update.add_argument("name")
+    update.add_argument("--yaml", help="a new YAML (a new version; - for stdin)")
+    update.add_argument("--remote", metavar="URL", help="a remote workflow's repository")
+    update.add_argument("--ref", help="a remote workflow's branch, tag or commit")
+    update.add_argument("--description")
+    update.add_argument("--tag", action="append", help="the tags (replacing them)")
+    _output_flag(update, OUTPUT_TABLE_JSON, "table")
+
+    delete = leaf(workflows, "delete", f"{module}:delete", "delete a workflow", aliases=["rm"])
+    delete.add_argument("name")
+
+    lint = leaf(workflows, "lint", f"{module}:lint", "check a workflow's YAML file")
+    lint.add_argument("file", help="the YAML file (- for stdin)")
+    lint.add_argument("--name", help="the workflow's name (to catch a step that uses itself)")
+    _output_flag(lint, OUTPUT_TABLE_JSON, "table")
 
 
 def _cluster_commands(branch: Callable[..., Any], leaf: Callable[..., Any]) -> None:

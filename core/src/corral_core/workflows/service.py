@@ -1,0 +1,255 @@
+"""Workflows as users manage them: add (local YAML or a remote repository), list, read, change
+(each new YAML a version), favourite, delete; every YAML checked with its line and column."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from sqlalchemy import delete as sql_delete
+from sqlmodel import col, func, select
+
+from corral_core.db import Database
+from corral_core.identity.names import ResourceRef
+from corral_core.identity.roles import Principal
+from corral_core.resources.access import ResourceAccess
+from corral_core.resources.models import Resource
+from corral_core.resources.service import ResourceService
+from corral_core.workflows.loader import LoadedWorkflow, WorkflowInvalid, load
+from corral_core.workflows.models import WorkflowFavorite, WorkflowVersion
+from corral_core.workflows.spec import WORKFLOW_KIND, WorkflowSpec
+from corral_sdk.errors import Invalid, NotFound
+from corral_sdk.wire import WorkflowCreate, WorkflowUpdate
+
+__all__ = ["MAX_DESCRIPTION", "STARTER_YAML", "WorkflowService"]
+
+MAX_DESCRIPTION = 100
+
+STARTER_YAML = """\
+# A starter workflow: change it, then run it with `corral workflows run <name>`.
+jobs:
+  main:
+    steps:
+      - name: Say hello
+        run: echo "Hello from ${{ inputs.greeting }} on $(hostname)"
+'on':
+  execute:
+    inputs:
+      intro:
+        type: header
+        text: Starter Local Workflow
+      greeting:
+        type: string
+        label: Who says hello
+        default: Corral
+"""
+"""The YAML of a local workflow added without one."""
+
+
+def _check_remote(url: str) -> None:
+    if not url.startswith("https://") or any(c.isspace() for c in url):
+        raise Invalid(
+            "url: a remote workflow is fetched from an https:// git repository", field="url"
+        )
+
+
+class WorkflowService:
+    def __init__(self, db: Database, resources: ResourceService, access: ResourceAccess) -> None:
+        self.db = db
+        self.resources = resources
+        self.access = access
+
+    @staticmethod
+    def spec_of(resource: Resource | Any) -> WorkflowSpec:
+        return msgspec.convert(resource.spec, WorkflowSpec)
+
+    @staticmethod
+    def check(yaml: str, name: str = "") -> LoadedWorkflow:
+        """The workflow in ``yaml``, or ``WorkflowInvalid`` (422) with every problem."""
+        return load(yaml, source="yaml", name=name)
+
+    # --- reading --------------------------------------------------------------------------------
+
+    async def get(self, principal: Principal, ref: ResourceRef) -> Resource:
+        resource = await self.access.get(principal, ref)
+        if resource.kind != WORKFLOW_KIND:
+            raise NotFound(f"not found: {ref.uri} is not a workflow", reason="resource-not-found")
+        return resource
+
+    async def require(self, principal: Principal, ref: ResourceRef, level: str) -> Resource:
+        return await self.access.require_level(principal, await self.get(principal, ref), level)
+
+    async def list_workflows(
+        self,
+        principal: Principal,
+        *,
+        owner: str | None = None,
+        favorite: bool = False,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[Resource], int]:
+        if not favorite:
+            return await self.access.list_visible(
+                principal, kind=WORKFLOW_KIND, owner=owner, limit=limit, offset=offset
+            )
+        favorites = await self.favorites(principal)
+        everything, _ = await self.access.list_visible(
+            principal, kind=WORKFLOW_KIND, owner=owner, limit=10_000
+        )
+        chosen = [r for r in everything if r.id in favorites]
+        return chosen[offset : offset + limit], len(chosen)
+
+    async def favorites(self, principal: Principal) -> set[int]:
+        async with self.db.session() as session:
+            rows = await session.exec(
+                select(WorkflowFavorite.resource_id).where(
+                    col(WorkflowFavorite.user_id) == principal.user_id
+                )
+            )
+            return set(rows)
+
+    async def yaml_of(self, resource: Resource, version: int | None = None) -> WorkflowVersion:
+        """A local workflow's YAML at ``version`` (the current one by default)."""
+        wanted = version if version is not None else self.spec_of(resource).version
+        async with self.db.session() as session:
+            row = (
+                await session.exec(
+                    select(WorkflowVersion)
+                    .where(col(WorkflowVersion.resource_id) == resource.id)
+                    .where(col(WorkflowVersion.version) == wanted)
+                )
+            ).first()
+        if row is None:
+            raise NotFound(
+                f"pw://{resource.owner}/{resource.name} has no version {wanted}",
+                reason="version-not-found",
+            )
+        return row
+
+    async def versions(self, principal: Principal, ref: ResourceRef) -> list[WorkflowVersion]:
+        resource = await self.get(principal, ref)
+        async with self.db.session() as session:
+            rows = await session.exec(
+                select(WorkflowVersion)
+                .where(col(WorkflowVersion.resource_id) == resource.id)
+                .order_by(col(WorkflowVersion.version).desc())
+            )
+            return list(rows)
+
+    # --- changing -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_description(description: str) -> None:
+        if len(description) > MAX_DESCRIPTION:
+            raise Invalid(
+                f"description: at most {MAX_DESCRIPTION} characters ({len(description)} given)",
+                field="description",
+            )
+
+    async def create(self, principal: Principal, data: WorkflowCreate) -> Resource:
+        self._check_description(data.description)
+        yaml = data.yaml if data.yaml.strip() else STARTER_YAML
+        if data.source == "local":
+            self.check(yaml, data.name)
+        else:
+            _check_remote(data.url)
+        spec = WorkflowSpec(
+            source=data.source,
+            url=data.url,
+            ref=data.ref,
+            path=data.path,
+            app=data.app,
+            version=1 if data.source == "local" else 0,
+        )
+        created = await self.resources.create(
+            WORKFLOW_KIND,
+            org=principal.org,
+            owner=principal.username,
+            name=data.name,
+            spec=msgspec.to_builtins(spec),
+            desired_state="active",
+            description=data.description,
+            tags=[t.strip() for t in data.tags if t.strip()],
+            actor=principal.username,
+        )
+        if data.source == "local":
+            await self._add_version(created.id, 1, yaml, principal.username)
+        return await self.get(principal, ResourceRef(created.owner, created.name))
+
+    async def _add_version(self, resource_id: int, version: int, yaml: str, by: str) -> None:
+        async with self.db.session() as session:
+            session.add(
+                WorkflowVersion(resource_id=resource_id, version=version, yaml=yaml, created_by=by)
+            )
+            await session.commit()
+
+    async def update(
+        self, principal: Principal, ref: ResourceRef, data: WorkflowUpdate
+    ) -> Resource:
+        resource = await self.require(principal, ref, "edit")
+        assert resource.id is not None
+        spec = self.spec_of(resource)
+        if data.description is not None:
+            self._check_description(data.description)
+        changes: dict[str, Any] = {}
+        if data.yaml is not None:
+            if spec.source != "local":
+                raise Invalid("yaml: a remote workflow's YAML is in its repository", field="yaml")
+            self.check(data.yaml, resource.name)
+            current = await self.yaml_of(resource)
+            if current.yaml != data.yaml:
+                changes["version"] = spec.version + 1
+        for name in ("url", "ref", "path", "app"):
+            value = getattr(data, name)
+            if value is not None:
+                if name != "app" and spec.source != "remote":
+                    raise Invalid(f"{name}: only a remote workflow has one", field=name)
+                changes[name] = value
+        if "url" in changes:
+            _check_remote(changes["url"])
+        await self.resources.describe(resource.id, description=data.description, tags=data.tags)
+        if changes:
+            if "version" in changes:
+                assert data.yaml is not None
+                await self._add_version(
+                    resource.id, changes["version"], data.yaml, principal.username
+                )
+            new_spec = msgspec.structs.replace(spec, **changes)
+            await self.resources.set_desired(
+                resource.id, spec=msgspec.to_builtins(new_spec), actor=principal.username
+            )
+        return await self.get(principal, ref)
+
+    async def delete(self, principal: Principal, ref: ResourceRef) -> None:
+        resource = await self.require(principal, ref, "owner")
+        assert resource.id is not None
+        await self.resources.delete(resource.id, actor=principal.username)
+
+    async def set_favorite(self, principal: Principal, ref: ResourceRef, favorite: bool) -> None:
+        resource = await self.get(principal, ref)
+        async with self.db.session() as session:
+            await session.exec(
+                sql_delete(WorkflowFavorite)
+                .where(col(WorkflowFavorite.user_id) == principal.user_id)
+                .where(col(WorkflowFavorite.resource_id) == resource.id)
+            )
+            if favorite:
+                assert resource.id is not None
+                session.add(WorkflowFavorite(user_id=principal.user_id, resource_id=resource.id))
+            await session.commit()
+
+    async def count_versions(self, resource_id: int) -> int:
+        async with self.db.session() as session:
+            return int(
+                (
+                    await session.exec(
+                        select(func.count())
+                        .select_from(WorkflowVersion)
+                        .where(col(WorkflowVersion.resource_id) == resource_id)
+                    )
+                ).one()
+            )
+
+
+def problems_of(error: WorkflowInvalid) -> list[dict[str, Any]]:
+    return [msgspec.to_builtins(p) for p in error.problems]
