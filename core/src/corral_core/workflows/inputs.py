@@ -1,0 +1,220 @@
+"""The run form on the server (spec §5.6): the values a run gets from what was submitted.
+
+Defaults (literal or expressions, re-evaluated until they settle), ``optional``, ``ignore``,
+``hidden``, numbers within ``min``/``max``, dropdown values among their options (by
+``option-key`` for dynamic ones), groups and wizard steps (flattened unless
+``$meta.wizard.flatten`` is false), and resource pickers resolved against the caller's real
+resources by a resolver the caller passes. Every refusal names the input (``inputs.<name>``):
+the API answers 422.
+
+Choice where the spec is silent (§13.7): an input is optional unless it says ``optional: false``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import msgspec
+
+from corral_core.workflows import expressions
+from corral_sdk.errors import Invalid
+
+__all__ = ["MASK", "FormValues", "Resolver", "resolve_inputs"]
+
+MASK = "********"
+"""What a password input shows in logs and API answers."""
+
+Resolver = Callable[[str, Mapping[str, Any], Any], Awaitable[Any]]
+"""``(type, the input's schema, the submitted value) -> the runtime value`` for resource
+pickers (``compute-clusters``: an object with ``id``, ``ip``...); raises ``Invalid`` or
+``NotFound`` when the caller has no such resource."""
+
+_TEXT_TYPES = frozenset(
+    {"string", "password", "editor", "color-picker", "region", "zone", "instance-type"}
+)
+_NO_VALUE = frozenset({"header"})
+_SETTLE_PASSES = 8
+
+
+class FormValues(msgspec.Struct, frozen=True, kw_only=True):
+    values: dict[str, Any]
+    """What steps see as ``inputs`` (ignored inputs left out)."""
+    secrets: frozenset[str] = frozenset()
+    """Names of password inputs (masked wherever values are shown)."""
+
+    def masked(self) -> dict[str, Any]:
+        return {k: (MASK if k in self.secrets else v) for k, v in self.values.items()}
+
+
+def _flatten(schema: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Inputs by name, wizard steps' options merged in when the wizard flattens them."""
+    meta = schema.get("$meta") or {}
+    wizard = meta.get("wizard") if isinstance(meta, dict) else None
+    flatten = not (isinstance(wizard, dict) and wizard.get("flatten") is False)
+    found: dict[str, dict[str, Any]] = {}
+    for name, item in schema.items():
+        if name == "$meta" or not isinstance(item, dict):
+            continue
+        if item.get("type") == "step" and flatten:
+            found.update(_flatten(item.get("options") or {}))
+        else:
+            found[name] = item
+    return found
+
+
+def _attribute(item: Mapping[str, Any], key: str, contexts: Mapping[str, Any]) -> Any:
+    value = item.get(key)
+    return expressions.render(value, contexts) if isinstance(value, str) else value
+
+
+def _number(name: str, value: Any) -> int | float:
+    if isinstance(value, bool):
+        raise Invalid(f"inputs.{name}: expected a number, got {value!r}", field=f"inputs.{name}")
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            pass
+        else:
+            return int(number) if number.is_integer() else number
+    raise Invalid(f"inputs.{name}: expected a number, got {value!r}", field=f"inputs.{name}")
+
+
+def _boolean(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
+        return value.lower() in ("true", "yes")
+    raise Invalid(f"inputs.{name}: expected true or false, got {value!r}", field=f"inputs.{name}")
+
+
+def _options(item: Mapping[str, Any], contexts: Mapping[str, Any]) -> list[Any]:
+    options = item.get("options")
+    if isinstance(options, dict):
+        key = _attribute(item, "option-key", contexts)
+        options = options.get(expressions.to_text(key)) or []
+    return [o.get("value") if isinstance(o, dict) else o for o in options or []]
+
+
+async def _check(
+    name: str,
+    item: Mapping[str, Any],
+    value: Any,
+    contexts: Mapping[str, Any],
+    resolve: Resolver | None,
+    *,
+    submitted: bool,
+) -> Any:
+    kind = item.get("type")
+    field = f"inputs.{name}"
+    if kind == "number":
+        number = _number(name, value)
+        low, high = item.get("min"), item.get("max")
+        if (low is not None and number < low) or (high is not None and number > high):
+            bounds = (
+                f"between {low} and {high}"
+                if low is not None and high is not None
+                else (f"at least {low}" if low is not None else f"at most {high}")
+            )
+            raise Invalid(f"{field}: {number} is out of range: {bounds}", field=field)
+        return number
+    if kind == "boolean":
+        return _boolean(name, value)
+    if kind in _TEXT_TYPES:
+        if isinstance(value, dict | list) and submitted:
+            raise Invalid(f"{field}: expected text, got {type(value).__name__}", field=field)
+        return expressions.to_text(value)
+    if kind == "dropdown":
+        allowed = _options(item, contexts)
+        if value not in allowed and expressions.to_text(value) not in map(
+            expressions.to_text, allowed
+        ):
+            shown = ", ".join(expressions.to_text(a) for a in allowed) or "none"
+            raise Invalid(f"{field}: {value!r} is not one of the options ({shown})", field=field)
+        return next(a for a in allowed if expressions.to_text(a) == expressions.to_text(value))
+    if kind == "multi-dropdown":
+        chosen = value if isinstance(value, list) else [value]
+        allowed_text = {expressions.to_text(a) for a in _options(item, contexts)}
+        wrong = [v for v in chosen if expressions.to_text(v) not in allowed_text]
+        if wrong:
+            raise Invalid(f"{field}: {wrong[0]!r} is not one of the options", field=field)
+        return chosen
+    if kind == "list":
+        if not isinstance(value, list):
+            raise Invalid(f"{field}: expected a list", field=field)
+        return value
+    if kind == "group":
+        if not isinstance(value, dict):
+            raise Invalid(f"{field}: expected an object of the group's inputs", field=field)
+        return value
+    if resolve is not None and kind is not None:
+        return await resolve(kind, item, value)
+    return value
+
+
+async def resolve_inputs(
+    schema: Mapping[str, Any],
+    submitted: Mapping[str, Any],
+    *,
+    org: Mapping[str, Any] | None = None,
+    resolve: Resolver | None = None,
+) -> FormValues:
+    """The values of a run's inputs; raises ``Invalid`` naming the first input that is wrong
+    (an unknown name, a missing required value, a value of the wrong type or out of range)."""
+    inputs = _flatten(schema)
+    unknown = sorted(set(submitted) - set(inputs))
+    if unknown:
+        raise Invalid(
+            f"inputs.{unknown[0]}: the workflow has no such input", field=f"inputs.{unknown[0]}"
+        )
+    base = {"org": dict(org or {}), "$schema": {"inputs": inputs}}
+    values: dict[str, Any] = {}
+    # defaults may refer to other inputs: evaluate until nothing changes
+    for _ in range(_SETTLE_PASSES):
+        changed = False
+        for name, item in inputs.items():
+            if item.get("type") in _NO_VALUE or name in submitted:
+                continue
+            contexts = {**base, "inputs": {**values, **submitted}, "$schema": {
+                "inputs": inputs, "self": item}}  # fmt: skip
+            default = _attribute(item, "default", contexts)
+            if (
+                default is not expressions.UNDEFINED
+                and default is not None
+                and values.get(name, expressions.UNDEFINED) != default
+            ):
+                values[name] = default
+                changed = True
+        if not changed:
+            break
+    values.update(submitted)
+    result: dict[str, Any] = {}
+    secrets: set[str] = set()
+    for name, item in inputs.items():
+        kind = item.get("type")
+        if kind in _NO_VALUE:
+            continue
+        contexts = {**base, "inputs": values, "$schema": {"inputs": inputs, "self": item}}
+        hidden = expressions.is_truthy(_attribute(item, "hidden", contexts))
+        optional = item.get("optional", True)
+        if isinstance(optional, str):
+            optional = expressions.is_truthy(expressions.render(optional, contexts))
+        value = values.get(name, expressions.UNDEFINED)
+        if value is expressions.UNDEFINED or value is None or value == "":
+            if not optional and not hidden:
+                raise Invalid(
+                    f"inputs.{name}: a value is required"
+                    + (f" ({item['label']})" if item.get("label") else ""),
+                    field=f"inputs.{name}",
+                )
+            continue
+        checked = await _check(name, item, value, contexts, resolve, submitted=name in submitted)
+        values[name] = checked
+        if kind == "password":
+            secrets.add(name)
+        if not item.get("ignore"):
+            result[name] = checked
+    return FormValues(values=result, secrets=frozenset(secrets))

@@ -1,0 +1,105 @@
+"""Run inputs on the server: defaults, required values, ignore, ranges, options, wizards,
+passwords, and refusals naming the input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from corral_core.workflows.inputs import MASK, resolve_inputs
+from corral_core.workflows.loader import load
+from corral_sdk.errors import Invalid
+
+pytestmark = pytest.mark.anyio
+EXAMPLES = Path(__file__).parent / "workflows"
+
+
+def schema_of(name: str) -> dict[str, Any]:
+    document = load((EXAMPLES / name).read_text()).document
+    return dict(document["on"]["execute"]["inputs"])
+
+
+async def refused(schema: dict[str, Any], submitted: dict[str, Any]) -> Invalid:
+    with pytest.raises(Invalid) as caught:
+        await resolve_inputs(schema, submitted)
+    return caught.value
+
+
+async def test_expression_defaults_settle_and_hidden_values_stay() -> None:
+    form = await resolve_inputs(schema_of("schema_references.yaml"), {"field_1": 3})
+    values = form.values
+    assert values["calculated_value"] == 20 and values["base_value"] == 10
+    assert values["field_2"] == "3"
+    assert values["field_4"] == "number" and values["field_6"] == "number"
+    assert values["field_7"] == "string"
+    changed = await resolve_inputs(schema_of("schema_references.yaml"), {"base_value": 7})
+    assert changed.values["calculated_value"] == 14
+
+
+async def test_required_values_and_optional_defaults() -> None:
+    schema = {
+        "name": {"type": "string", "optional": False, "label": "Name"},
+        "note": {"type": "string", "default": "hello"},
+        "maybe": {"type": "string"},
+    }
+    problem = await refused(schema, {})
+    assert problem.field == "inputs.name" and "required" in problem.message
+    form = await resolve_inputs(schema, {"name": "x"})
+    assert form.values == {"name": "x", "note": "hello"}
+
+
+async def test_ignored_inputs_do_not_reach_the_run() -> None:
+    schema = {"ui": {"type": "string", "ignore": True, "default": "x"}, "v": {"type": "number"}}
+    assert (await resolve_inputs(schema, {"v": "4"})).values == {"v": 4}
+
+
+async def test_numbers_within_their_range() -> None:
+    schema = {"port": {"type": "number", "min": 4000, "max": 65000}}
+    assert (await resolve_inputs(schema, {"port": 5000})).values == {"port": 5000}
+    problem = await refused(schema, {"port": 80})
+    assert problem.field == "inputs.port" and "between 4000 and 65000" in problem.message
+    assert (await refused(schema, {"port": "eighty"})).field == "inputs.port"
+
+
+async def test_dropdowns_static_and_by_key() -> None:
+    schema = schema_of("dynamic_dropdown.yaml")
+    form = await resolve_inputs(schema, {"scheduler": "pbs", "partition": "workq"})
+    assert form.values == {"scheduler": "pbs", "partition": "workq"}
+    problem = await refused(schema, {"scheduler": "pbs", "partition": "gpu"})
+    assert problem.field == "inputs.partition" and "workq" in problem.message
+    assert (await refused(schema, {"scheduler": "lsf"})).field == "inputs.scheduler"
+
+
+async def test_unknown_inputs_are_refused() -> None:
+    problem = await refused({"a": {"type": "string"}}, {"b": "x"})
+    assert problem.field == "inputs.b"
+
+
+async def test_wizard_steps_flatten_unless_told_not_to() -> None:
+    schema = schema_of("wizard.yaml")
+    schema["step2"]["options"]["resource"]["type"] = "string"
+    assert (await resolve_inputs(schema, {"name": "n"})).values == {"name": "n"}
+    schema["$meta"]["wizard"]["flatten"] = False
+    form = await resolve_inputs(schema, {"step1": {"name": "n"}})
+    assert form.values == {"step1": {"name": "n"}}
+
+
+async def test_passwords_are_masked() -> None:
+    form = await resolve_inputs({"secret": {"type": "password"}}, {"secret": "hunter2"})
+    assert form.values == {"secret": "hunter2"}
+    assert form.masked() == {"secret": MASK}
+
+
+async def test_resource_pickers_go_through_the_resolver() -> None:
+    async def resolve(kind: str, item: Any, value: Any) -> Any:
+        if value != "pw://alice/hpc":
+            raise Invalid(f"inputs.cluster: no cluster {value!r}", field="inputs.cluster")
+        return {"id": "pw://alice/hpc", "ip": "10.0.0.1"}
+
+    schema = {"cluster": {"type": "compute-clusters", "optional": False}}
+    form = await resolve_inputs(schema, {"cluster": "pw://alice/hpc"}, resolve=resolve)
+    assert form.values["cluster"]["ip"] == "10.0.0.1"
+    with pytest.raises(Invalid, match="no cluster"):
+        await resolve_inputs(schema, {"cluster": "pw://bob/x"}, resolve=resolve)
