@@ -10,7 +10,7 @@ boolean; the plan checks them once they are evaluated.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType, field
@@ -33,40 +33,6 @@ __all__ = [
     "WorkflowNeeds",
 ]
 
-INPUT_TYPES = (
-    "boolean",
-    "bucket",
-    "color-picker",
-    "compute-clusters",
-    "dropdown",
-    "editor",
-    "group",
-    "header",
-    "instance-type",
-    "kubernetes-clusters",
-    "kubernetes-configmaps",
-    "kubernetes-deployments",
-    "kubernetes-namespaces",
-    "kubernetes-pods",
-    "kubernetes-pvc",
-    "kubernetes-secrets",
-    "kubernetes-services",
-    "kubernetes-statefulsets",
-    "kubernetes-workloads",
-    "list",
-    "multi-dropdown",
-    "number",
-    "organization-groups",
-    "password",
-    "region",
-    "slurm-accounts",
-    "slurm-partitions",
-    "slurm-qos",
-    "string",
-    "zone",
-    "step",
-)
-"""Every input type of spec §5.3."""
 
 InputType = Literal[
     "boolean",
@@ -101,6 +67,8 @@ InputType = Literal[
     "zone",
     "step",
 ]
+INPUT_TYPES: tuple[str, ...] = get_args(InputType)
+"""Every input type of spec §5.3."""
 
 Duration = Annotated[
     str | int,
