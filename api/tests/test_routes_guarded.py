@@ -28,6 +28,7 @@ SAMPLES: list[tuple[str, dict[str, str]]] = [
     ("/api/clusters/", {"owner": "alice", "name": "hpc", "job": "1"}),
     ("/api/cloud-accounts/", {"name": "lab"}),
     ("/api/workflows/", {"owner": "alice", "name": "flow", "version": "1"}),
+    ("/api/runs/", {"run_id": "1"}),
 ]
 
 

@@ -21,6 +21,7 @@ from corral_api.routes.clouds import CloudAccountController
 from corral_api.routes.clusters import ClusterController
 from corral_api.routes.orgs import GroupController, OrgController, UserController
 from corral_api.routes.resources import ResourceController
+from corral_api.routes.runs import RunController, WorkflowRunController
 from corral_api.routes.ssh import SSHController, ssh_connect
 from corral_api.routes.system import system_routes
 from corral_api.routes.workflows import WorkflowController, WorkflowSchemaController
@@ -127,6 +128,8 @@ def create_app(runtime: Runtime, *, debug: bool = False) -> Litestar:
         CloudAccountController,
         WorkflowController,
         WorkflowSchemaController,
+        WorkflowRunController,
+        RunController,
         ssh_public_keys,
         OrgController,
         UserController,

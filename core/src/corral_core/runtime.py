@@ -12,6 +12,8 @@ import os
 import socket
 import threading
 import uuid
+from pathlib import Path
+from typing import Any
 
 from corral_core.audit.service import AuditLog
 from corral_core.clusters.accounts import CloudAccounts
@@ -36,6 +38,10 @@ from corral_core.secrets import SecretBox
 from corral_core.settings import Settings
 from corral_core.ssh import HostKeyStore, SSHPool
 from corral_core.tasks import TaskQueue
+from corral_core.workflows.engine import RunEngine
+from corral_core.workflows.executors import WorkspaceExecutor
+from corral_core.workflows.models import WorkflowRun
+from corral_core.workflows.runs import RunService
 from corral_core.workflows.service import WorkflowService
 from corral_core.workflows.spec import WORKFLOW_KIND, WorkflowReconciler
 from corral_sdk.errors import CorralError
@@ -48,6 +54,7 @@ PROCESSES = ("all", "api", "worker")
 RECONCILE_ACTOR = "corral.reconcile_resource"
 DELIVER_EVENTS_ACTOR = "corral.deliver_events"
 CLUSTER_NODES_ACTOR = "corral.cluster_nodes"
+WORKFLOW_RUNS_ACTOR = "corral.workflow_runs"
 SWEEP_LEASE = "sweep"
 
 
@@ -111,9 +118,13 @@ class Runtime:
         self.reconciler.bind(CLUSTER_KIND, ClusterReconciler(self.clusters, self.jobs))
         self.workflows = WorkflowService(self.db, self.resources, self.access)
         self.reconciler.bind(WORKFLOW_KIND, WorkflowReconciler())
+        self._workspaces: dict[str, WorkspaceExecutor] = {}
+        self.runs = RunService(self.db, self.workflows, self.secrets, self._enqueue_run)
+        self.engine = RunEngine(self.db, self._executor_for, self._enqueue_run, self.secrets)
         self.tasks.actor(RECONCILE_ACTOR, self.reconciler.reconcile)
         self.tasks.actor(DELIVER_EVENTS_ACTOR, self._deliver_events)
         self.tasks.actor(CLUSTER_NODES_ACTOR, self._work_nodes)
+        self.tasks.actor(WORKFLOW_RUNS_ACTOR, self._tick_run)
         self._delivers_events = kernel.implements("corral_on_event")
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
@@ -142,6 +153,25 @@ class Runtime:
 
     async def _enqueue_after(self, resource_id: int, delay: float) -> None:
         await self.tasks.send(RECONCILE_ACTOR, resource_id, delay=delay)
+
+    def workspace(self, username: str) -> Path:
+        """A user's workspace on this host: their ``~`` for workflow steps."""
+        return self.settings.data_path / "workspaces" / username
+
+    def _executor_for(self, run: WorkflowRun, target: Any) -> WorkspaceExecutor:
+        if run.username not in self._workspaces:
+            self._workspaces[run.username] = WorkspaceExecutor(self.workspace(run.username))
+        return self._workspaces[run.username]
+
+    async def _enqueue_run(self, run_id: int) -> None:
+        await self.tasks.send(WORKFLOW_RUNS_ACTOR, run_id)
+
+    async def _tick_run(self, run_id: int) -> None:
+        """Advance a workflow run (it enqueues itself again until it is finished)."""
+        try:
+            await self.engine.tick(run_id)
+        except CorralError as exc:
+            log.warning("run %s: %s", run_id, exc.log_message)
 
     async def _enqueue_nodes(self, resource_id: int) -> None:
         await self.tasks.send(CLUSTER_NODES_ACTOR, resource_id)
@@ -178,6 +208,9 @@ class Runtime:
         due = await self.reconciler.due()
         for resource_id in due:
             await self._enqueue(resource_id)
+        runs = await self.engine.due()
+        for run_id in runs:
+            await self._enqueue_run(run_id)
         await self._events_appended()
         return len(due)
 

@@ -57,6 +57,13 @@ __all__ = [
     "ResourceInfo",
     "ResourceList",
     "ResourceUpdate",
+    "RunInfo",
+    "RunJobInfo",
+    "RunList",
+    "RunLogLineInfo",
+    "RunLogs",
+    "RunStart",
+    "RunStepInfo",
     "SshKeyCreate",
     "SshKeyInfo",
     "TokenCreate",
@@ -734,3 +741,82 @@ class WorkflowCheck(msgspec.Struct, frozen=True, kw_only=True):
 
     valid: bool
     problems: list[WorkflowProblemInfo] = msgspec.field(default_factory=list)
+
+
+class RunStart(_Request, frozen=True, kw_only=True):
+    """Run a workflow with these input values (over a saved ``configuration``'s, if named)."""
+
+    inputs: dict[str, Any] = msgspec.field(default_factory=dict)
+    configuration: str = ""
+
+
+class RunStepInfo(msgspec.Struct, frozen=True, kw_only=True):
+    index: int
+    kind: str
+    """``step`` or ``cleanup``."""
+    name: str
+    status: str
+    """pending, running, completed, error, canceled or skipped."""
+    attempt: int = 0
+    exit_status: int | None = None
+    reason: str = ""
+    outputs: dict[str, str] = msgspec.field(default_factory=dict)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class RunJobInfo(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    job: str
+    """The job of the YAML (a matrix instance's name adds its values)."""
+    status: str
+    reason: str = ""
+    matrix: dict[str, Any] = msgspec.field(default_factory=dict)
+    needs: list[str] = msgspec.field(default_factory=list)
+    outputs: dict[str, Any] = msgspec.field(default_factory=dict)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    steps: list[RunStepInfo] = msgspec.field(default_factory=list)
+
+
+class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    number: int
+    """Per workflow: shown zero-padded (``00001``)."""
+    slug: str
+    workflow: str
+    """``pw://owner/name`` of the workflow."""
+    username: str
+    status: str
+    """queued, running, completed, error or canceled."""
+    reason: str = ""
+    version: int = 0
+    inputs: dict[str, Any] = msgspec.field(default_factory=dict)
+    """Passwords masked."""
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    runtime_seconds: float | None = None
+    jobs: list[RunJobInfo] = msgspec.field(default_factory=list)
+    """The run graph (in ``GET /api/runs/{id}``; empty in lists)."""
+
+
+class RunList(Page, frozen=True, kw_only=True):
+    items: list[RunInfo]
+
+
+class RunLogLineInfo(msgspec.Struct, frozen=True, kw_only=True):
+    offset: int
+    job: str
+    step: int | None = None
+    at: datetime
+    line: str
+
+
+class RunLogs(msgspec.Struct, frozen=True, kw_only=True):
+    """Lines from ``offset``; ask again from ``next_offset`` (no line is lost or repeated)."""
+
+    lines: list[RunLogLineInfo]
+    next_offset: int
+    status: str
+    finished: bool

@@ -1,0 +1,630 @@
+"""The workflow engine: drives a run's jobs and steps to the end, durably.
+
+A run is advanced by ticks (the ``corral.workflow_runs`` actor) under a lease on its row: a tick
+loads the run, its jobs and steps, makes every decision it can (start a job whose needs are met,
+skip, launch the next step of a running job, read finished steps, run cleanups, finish the job,
+finish the run), writes them, and sleeps briefly while steps run. Steps run detached on their
+target (:mod:`~corral_core.workflows.executors`), one directory per attempt, so a worker killed
+in the middle of a run leaves its steps running; the next tick (after the lease expires, the
+sweep enqueues the run again) reads their exit status instead of starting them twice.
+
+Semantics (spec §3-4): jobs in parallel unless ``needs`` orders them (a job whose needs did not
+all complete is skipped, unless its ``if`` uses ``always``); steps in order, the first failure
+fails the job and skips the rest unless their ``if`` uses ``always``; ``ignore-errors``; retries
+(``max-retries`` 10, ``interval`` 5 s, ``timeout`` 30 s per attempt when ``retry`` is given);
+timeouts of the run, the job and the step, all enforced; cleanups of the steps that ran, at the
+end of the job, in reverse order, always (also after a cancel); ``$OUTPUTS`` published to
+``needs.<job>.outputs`` (steps without ``id``) or ``needs.<job>.steps.<id>.outputs``, and
+``jobs.<j>.outputs``; matrices with ``max-parallel`` and ``fail-fast``; ``early-cancel:
+any-job-failed``; cancel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, update
+from sqlmodel import col, select
+
+from corral_core.db import Database, utcnow
+from corral_core.secrets import SecretBox
+from corral_core.workflows import expressions
+from corral_core.workflows.durations import format_duration, parse_duration
+from corral_core.workflows.executors import StepExecutor, StepLaunch, StepStatus
+from corral_core.workflows.format import Job, Step, Workflow
+from corral_core.workflows.loader import load
+from corral_core.workflows.models import RunJob, RunLogLine, RunStep, WorkflowRun
+
+__all__ = ["LEASE_SECONDS", "TERMINAL", "RunEngine"]
+
+log = logging.getLogger("corral.workflows")
+
+LEASE_SECONDS = 30.0
+TICK_SECONDS = 20.0
+TERMINAL = frozenset({"completed", "error", "canceled", "skipped"})
+FAILED = frozenset({"error"})
+_EXIT_CANCELED = "canceled"
+
+ExecutorFor = Callable[[WorkflowRun, Any], StepExecutor]
+"""The executor of a step's target (``None``: the user's workspace)."""
+Enqueue = Callable[[int], Awaitable[None]]
+
+
+def _seconds(value: str | int | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError:
+        return None
+
+
+class _Run:
+    """What one tick knows of a run."""
+
+    def __init__(
+        self,
+        row: WorkflowRun,
+        jobs: list[RunJob],
+        steps: list[RunStep],
+        secret_inputs: dict[str, Any],
+    ) -> None:
+        self.row = row
+        self.inputs = {**row.inputs, **secret_inputs}
+        self.workflow: Workflow = load(row.yaml).workflow
+        self.jobs = jobs
+        self.by_name = {j.name: j for j in jobs}
+        self.steps: dict[int, list[RunStep]] = {}
+        for step in steps:
+            self.steps.setdefault(step.run_job_id, []).append(step)
+        self.dirty_jobs: set[int] = set()
+        self.dirty_steps: set[int] = set()
+        self.new_steps: list[RunStep] = []
+        self.lines: list[RunLogLine] = []
+
+    def log(self, job: str, step: int | None, text: str) -> None:
+        for line in text.split("\n"):
+            self.lines.append(
+                RunLogLine(
+                    run_id=self.row.id or 0,
+                    offset=self.row.log_count + len(self.lines),
+                    job=job,
+                    step=step,
+                    line=line,
+                )
+            )
+
+    def job_of(self, row: RunJob) -> Job:
+        return self.workflow.jobs[row.job]
+
+    def contexts(self, job: RunJob) -> dict[str, Any]:
+        needs: dict[str, Any] = {}
+        for other in self.jobs:
+            entry = needs.setdefault(other.job, {"outputs": {}, "steps": {}})
+            entry["outputs"].update(other.outputs)
+            for step in self.steps.get(other.id or 0, []):
+                step_id = step.target.get("id")
+                if step_id:
+                    entry["steps"][step_id] = {"outputs": dict(step.outputs)}
+            if other.name != other.job:
+                needs[other.name] = entry
+        return {
+            "inputs": self.inputs,
+            "org": {},
+            "matrix": job.matrix,
+            "needs": needs,
+            "sessions": {},
+        }
+
+
+class RunEngine:
+    def __init__(
+        self, db: Database, executor_for: ExecutorFor, enqueue: Enqueue, secrets: SecretBox
+    ) -> None:
+        self.db = db
+        self.secrets = secrets
+        self.executor_for = executor_for
+        self.enqueue = enqueue
+
+    # --- leases and ticks -----------------------------------------------------------------------
+
+    async def _claim(self, run_id: int, token: str) -> bool:
+        now = utcnow()
+        async with self.db.session() as session:
+            result = await session.exec(
+                update(WorkflowRun)
+                .where(col(WorkflowRun.id) == run_id)
+                .where(col(WorkflowRun.finished).is_(False))
+                .where(
+                    or_(
+                        col(WorkflowRun.lease_owner).is_(None),
+                        col(WorkflowRun.lease_until).is_(None),
+                        col(WorkflowRun.lease_until) < now,
+                        col(WorkflowRun.lease_owner) == token,
+                    )
+                )
+                .values(lease_owner=token, lease_until=now + timedelta(seconds=LEASE_SECONDS))
+            )
+            await session.commit()
+            return bool(result.rowcount)
+
+    async def _release(self, run_id: int, token: str, finished: bool) -> None:
+        async with self.db.session() as session:
+            await session.exec(
+                update(WorkflowRun)
+                .where(col(WorkflowRun.id) == run_id)
+                .where(col(WorkflowRun.lease_owner) == token)
+                .values(
+                    lease_owner=None,
+                    lease_until=None,
+                    next_check_at=None if finished else utcnow() + timedelta(seconds=60),
+                )
+            )
+            await session.commit()
+
+    async def due(self) -> list[int]:
+        """Unfinished runs nobody is driving (a killed worker's): the sweep enqueues them."""
+        now = utcnow()
+        async with self.db.session() as session:
+            rows = await session.exec(
+                select(WorkflowRun.id)
+                .where(col(WorkflowRun.finished).is_(False))
+                .where(
+                    or_(col(WorkflowRun.lease_until).is_(None), col(WorkflowRun.lease_until) < now)
+                )
+                .where(
+                    or_(
+                        col(WorkflowRun.next_check_at).is_(None),
+                        col(WorkflowRun.next_check_at) <= now,
+                    )
+                )
+            )
+            return [r for r in rows if r is not None]
+
+    async def tick(self, run_id: int, *, budget: float = TICK_SECONDS) -> bool:
+        """Advance the run for up to ``budget`` seconds; True once it is finished. Safe to call
+        from any number of processes at once (one holds the lease, the others return)."""
+        token = uuid.uuid4().hex
+        if not await self._claim(run_id, token):
+            return False
+        deadline = time.monotonic() + budget
+        pause = 0.02
+        finished = False
+        try:
+            while True:
+                state = await self._load(run_id)
+                if state is None:
+                    return True
+                progressed = await self._advance(state)
+                await self._save(state)
+                finished = state.row.finished
+                if finished or time.monotonic() >= deadline:
+                    break
+                pause = 0.02 if progressed else min(pause * 1.5, 0.5)
+                await asyncio.sleep(pause)
+                if not await self._claim(run_id, token):
+                    return False
+        finally:
+            await self._release(run_id, token, finished)
+        if not finished:
+            await self.enqueue(run_id)
+        return finished
+
+    async def _load(self, run_id: int) -> _Run | None:
+        async with self.db.session() as session:
+            row = await session.get(WorkflowRun, run_id)
+            if row is None or row.finished:
+                return None
+            jobs = list(
+                await session.exec(
+                    select(RunJob)
+                    .where(col(RunJob.run_id) == run_id)
+                    .order_by(col(RunJob.position))
+                )
+            )
+            steps = list(
+                await session.exec(
+                    select(RunStep)
+                    .where(col(RunStep.run_id) == run_id)
+                    .order_by(col(RunStep.run_job_id), col(RunStep.position))
+                )
+            )
+        hidden = json.loads(self.secrets.decrypt(row.secret_inputs)) if row.secret_inputs else {}
+        return _Run(row, jobs, steps, hidden)
+
+    async def _save(self, state: _Run) -> None:
+        async with self.db.session() as session:
+            for job in state.jobs:
+                if job.id in state.dirty_jobs:
+                    session.add(job)
+            for steps in state.steps.values():
+                for step in steps:
+                    if step.id in state.dirty_steps or step.id is None:
+                        session.add(step)
+            for line in state.lines:
+                session.add(line)
+            state.row.log_count += len(state.lines)
+            session.add(state.row)
+            await session.commit()
+            for steps in state.steps.values():
+                for step in steps:
+                    if step.id is None:
+                        await session.refresh(step)
+        state.lines.clear()
+        state.dirty_jobs.clear()
+        state.dirty_steps.clear()
+
+    # --- deciding -------------------------------------------------------------------------------
+
+    def _set_job(self, state: _Run, job: RunJob, status: str, reason: str = "") -> None:
+        now = utcnow()
+        if status == "running":
+            job.started_at = now
+        elif status in TERMINAL:
+            job.finished_at = now
+        job.status, job.reason = status, reason or job.reason
+        state.dirty_jobs.add(job.id or 0)
+        detail = f" ({reason})" if reason else ""
+        state.log(job.name, None, f"[{now.isoformat(timespec='seconds')}] job {job.name}: "
+                  f"{status}{detail}")  # fmt: skip
+
+    def _set_step(self, state: _Run, step: RunStep, status: str, reason: str = "") -> None:
+        step.status = status
+        if reason:
+            step.reason = reason
+        if status in TERMINAL:
+            step.finished_at = utcnow()
+        state.dirty_steps.add(step.id or 0)
+
+    async def _advance(self, state: _Run) -> bool:
+        run = state.row
+        now = utcnow()
+        progressed = False
+        if run.status == "queued":
+            run.status, run.started_at = "running", now
+            state.log(
+                "", None, f"[{now.isoformat(timespec='seconds')}] run {run.number:05d} started"
+            )
+            progressed = True
+        limit = _seconds(state.workflow.timeout)
+        if (
+            limit is not None
+            and run.started_at
+            and not run.cancel_requested
+            and (now - run.started_at).total_seconds() > limit
+        ):
+            run.cancel_requested = True
+            run.reason = f"the workflow timed out after {format_duration(limit)}"
+        await self._poll(state)
+        failed_any = any(j.status in FAILED for j in state.jobs)
+        for job in state.jobs:
+            if job.status == "pending":
+                progressed |= self._start_job(state, job)
+            if job.status == "running":
+                progressed |= await self._advance_job(state, job, failed_any)
+        if all(j.status in TERMINAL for j in state.jobs):
+            if run.cancel_requested and not run.reason.startswith("the workflow timed out"):
+                run.status = "canceled"
+            elif any(j.status in FAILED for j in state.jobs) or run.reason:
+                run.status = "error"
+            else:
+                run.status = "completed"
+            run.finished, run.finished_at = True, now
+            state.log("", None, f"[{now.isoformat(timespec='seconds')}] run {run.number:05d} "
+                      f"{run.status}" + (f": {run.reason}" if run.reason else ""))  # fmt: skip
+            progressed = True
+        return progressed
+
+    def _start_job(self, state: _Run, job: RunJob) -> bool:
+        run = state.row
+        if run.cancel_requested:
+            self._set_job(state, job, "canceled", run.reason)
+            return True
+        needed = [state.by_name[n] for n in job.needs if n in state.by_name]
+        if any(n.status not in TERMINAL for n in needed):
+            return False
+        spec = state.job_of(job)
+        condition = spec.if_
+        always = isinstance(condition, str) and expressions.uses_always(condition)
+        if any(n.status != "completed" for n in needed) and not always:
+            self._set_job(state, job, "skipped", "a job it needs did not complete")
+            return True
+        if condition is not None and not always:
+            value = (
+                expressions.render(condition, state.contexts(job))
+                if isinstance(condition, str)
+                else condition
+            )
+            if not expressions.is_truthy(value):
+                self._set_job(state, job, "skipped", "its condition is false")
+                return True
+        if spec.strategy is not None and spec.strategy.max_parallel is not None:
+            running = sum(1 for j in state.jobs if j.job == job.job and j.status == "running")
+            if running >= spec.strategy.max_parallel:
+                return False
+        self._set_job(state, job, "running")
+        return True
+
+    @staticmethod
+    def _order(steps: Sequence[RunStep]) -> list[RunStep]:
+        """The job's steps in order, then its cleanups in reverse order of their steps."""
+        main = [s for s in steps if s.kind == "step"]
+        cleanups = sorted((s for s in steps if s.kind == "cleanup"), key=lambda s: -s.index)
+        return main + cleanups
+
+    async def _advance_job(self, state: _Run, job: RunJob, failed_any: bool) -> bool:
+        spec = state.job_of(job)
+        steps = state.steps.setdefault(job.id or 0, [])
+        progressed = False
+        job_limit = _seconds(spec.timeout)
+        if (
+            job_limit is not None
+            and job.started_at is not None
+            and (utcnow() - job.started_at).total_seconds() > job_limit
+            and not job.reason
+        ):
+            job.reason = f"the job timed out after {format_duration(job_limit)}"
+            state.dirty_jobs.add(job.id or 0)
+            await self._kill_running(state, job, kind="step")
+        if state.row.cancel_requested and not job.reason:
+            job.reason = state.row.reason or "canceled"
+            state.dirty_jobs.add(job.id or 0)
+            await self._kill_running(state, job, kind="step")
+        if failed_any:
+            for step in steps:
+                if step.status == "running" and step.kind == "step":
+                    step_spec = spec.steps[step.index]
+                    if step_spec.early_cancel == "any-job-failed" and not step.target.get("killed"):
+                        await self._kill(state, step, "a job failed (early-cancel)")
+        for step in self._order(steps):
+            if step.status in TERMINAL:
+                continue
+            if step.status == "running":
+                return progressed
+            # pending: decide, then launch
+            progressed = True
+            if await self._decide(state, job, spec, step, steps):
+                return True
+        # every step (and cleanup) is done
+        failed = any(s.status in FAILED and s.kind == "step" for s in steps) or bool(job.reason)
+        canceled = state.row.cancel_requested or job.reason.startswith("canceled")
+        job.outputs = {**job.outputs, **self._job_outputs(state, job, spec)}
+        status = "canceled" if canceled and not failed else ("error" if failed else "completed")
+        if (
+            canceled
+            and state.row.cancel_requested
+            and not state.row.reason.startswith("the workflow timed out")
+        ):
+            status = "canceled"
+        self._set_job(state, job, status, job.reason)
+        if status == "error" and spec.strategy is not None and spec.strategy.fail_fast:
+            for sibling in state.jobs:
+                if sibling.job == job.job and sibling is not job and sibling.status not in TERMINAL:
+                    sibling.reason = f"{job.name} failed (fail-fast)"
+                    state.dirty_jobs.add(sibling.id or 0)
+                    if sibling.status == "pending":
+                        self._set_job(state, sibling, "canceled", sibling.reason)
+                    else:
+                        await self._kill_running(state, sibling, kind="step")
+        return True
+
+    def _job_outputs(self, state: _Run, job: RunJob, spec: Job) -> dict[str, Any]:
+        if not spec.outputs:
+            return {}
+        contexts = state.contexts(job)
+        return {
+            name: expressions.to_text(expressions.render(value, contexts))
+            for name, value in spec.outputs.items()
+        }
+
+    async def _decide(
+        self, state: _Run, job: RunJob, spec: Job, step: RunStep, steps: list[RunStep]
+    ) -> bool:
+        """Launch ``step`` or settle it without running; True when it was launched."""
+        retry_at = step.target.get("retry_at")
+        if retry_at and utcnow() < datetime.fromisoformat(retry_at):
+            return True  # waiting for the retry interval: nothing after it may start
+        failed = any(s.status in FAILED for s in steps if s.kind == "step") or bool(job.reason)
+        if step.kind == "cleanup":
+            return await self._launch(state, job, spec, step, spec.steps[step.index].cleanup or "")
+        step_spec = spec.steps[step.index]
+        condition = step_spec.if_
+        always = isinstance(condition, str) and expressions.uses_always(condition)
+        if state.row.cancel_requested or (failed and not always):
+            reason = "canceled" if state.row.cancel_requested else "an earlier step failed"
+            self._set_step(state, step, "canceled" if state.row.cancel_requested else "skipped",
+                           reason)  # fmt: skip
+            return False
+        contexts = state.contexts(job)
+        if condition is not None and not always:
+            value = (
+                expressions.render(condition, contexts) if isinstance(condition, str) else condition
+            )
+            if not expressions.is_truthy(value):
+                self._set_step(state, step, "skipped", "its condition is false")
+                return False
+        if step_spec.uses is not None:
+            self._set_step(state, step, "error", f"actions ({step_spec.uses}) cannot run yet")
+            state.log(job.name, step.index, f"error: actions ({step_spec.uses}) cannot run yet")
+            return False
+        if step_spec.cleanup and not any(
+            s.kind == "cleanup" and s.index == step.index for s in steps
+        ):
+            cleanup = RunStep(
+                run_id=state.row.id or 0,
+                run_job_id=job.id or 0,
+                position=max(s.position for s in steps) + 1,
+                index=step.index,
+                kind="cleanup",
+                name=f"cleanup: {step_spec.cleanup.strip().splitlines()[0][:200]}",
+            )
+            steps.append(cleanup)
+        return await self._launch(state, job, spec, step, step_spec.run or "")
+
+    def _environment(
+        self, state: _Run, job: RunJob, spec: Job, step: Step | None
+    ) -> dict[str, str]:
+        contexts = state.contexts(job)
+        merged: dict[str, Any] = {**state.workflow.env, **spec.env, **(step.env if step else {})}
+        return {
+            name: expressions.to_text(expressions.render(value, contexts))
+            if isinstance(value, str)
+            else expressions.to_text(value)
+            for name, value in merged.items()
+        }
+
+    async def _launch(
+        self, state: _Run, job: RunJob, spec: Job, step: RunStep, command: str
+    ) -> bool:
+        run = state.row
+        step_spec = spec.steps[step.index]
+        contexts = state.contexts(job)
+        script = expressions.to_text(expressions.render(command, contexts))
+        default_cwd = f"~/pw/jobs/{run.plan.get('workflow', 'run')}/{run.number:05d}"
+        cwd_value = step_spec.working_directory or spec.working_directory or default_cwd
+        cwd = expressions.to_text(expressions.render(cwd_value, contexts))
+        limits = [
+            _seconds(step_spec.timeout),
+            _seconds(step_spec.retry.timeout) if step_spec.retry else None,
+        ]
+        job_limit = _seconds(spec.timeout)
+        if job_limit is not None and job.started_at is not None:
+            limits.append(max(job_limit - (utcnow() - job.started_at).total_seconds(), 0.1))
+        run_limit = _seconds(state.workflow.timeout)
+        if run_limit is not None and run.started_at is not None:
+            limits.append(max(run_limit - (utcnow() - run.started_at).total_seconds(), 0.1))
+        timeout = min((x for x in limits if x is not None), default=None)
+        directory = f"~/.corral/runs/{run.id}/{job.id}-{step.position}-{step.attempt}"
+        target = None  # the workspace (ssh targets: the next piece of the engine)
+        executor = self.executor_for(run, target)
+        env = self._environment(state, job, spec, step_spec if step.kind == "step" else None)
+        await executor.launch(
+            StepLaunch(
+                directory=directory, script=script, cwd=cwd, env=env, timeout_seconds=timeout
+            )
+        )
+        step.handle = directory
+        step.target = {**step.target, "id": step_spec.id, "retry_at": None}
+        step.started_at = step.started_at or utcnow()
+        if not step.name:
+            step.name = step_spec.name or (command.strip().splitlines() or [""])[0][:200]
+        self._set_step(state, step, "running")
+        label = "cleanup" if step.kind == "cleanup" else f"step {step.index + 1}"
+        attempt = f" (attempt {step.attempt + 1})" if step.attempt else ""
+        state.log(job.name, step.index, f"[{utcnow().isoformat(timespec='seconds')}] {label}: "
+                  f"{step.name}{attempt}")  # fmt: skip
+        return True
+
+    async def _kill(self, state: _Run, step: RunStep, reason: str) -> None:
+        executor = self.executor_for(state.row, None)
+        await executor.kill(step.handle)
+        step.target = {**step.target, "killed": reason}
+        state.dirty_steps.add(step.id or 0)
+
+    async def _kill_running(self, state: _Run, job: RunJob, *, kind: str) -> None:
+        for step in state.steps.get(job.id or 0, []):
+            if step.status == "running" and step.kind == kind and not step.target.get("killed"):
+                await self._kill(state, step, job.reason or "canceled")
+
+    async def _poll(self, state: _Run) -> None:
+        """Read every running step's new output and, when it ended, its outcome."""
+        running = [s for steps in state.steps.values() for s in steps if s.status == "running"]
+        if not running:
+            return
+        executor = self.executor_for(state.row, None)
+        statuses = await executor.status([s.handle for s in running])
+        jobs = {j.id: j for j in state.jobs}
+        for step in running:
+            found = statuses.get(step.handle)
+            job = jobs[step.run_job_id]
+            await self._read_output(state, executor, job, step)
+            if found is None or not found.finished:
+                continue
+            await self._finish_step(state, executor, job, step, found)
+
+    async def _read_output(
+        self, state: _Run, executor: StepExecutor, job: RunJob, step: RunStep
+    ) -> None:
+        offset = int(step.target.get("offset", 0))
+        data, _ = await executor.read_output(step.handle, offset)
+        if not data:
+            return
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            return  # a partial line: read it again when it is complete or the step ends
+        state.log(job.name, step.index, data[:cut].decode(errors="replace"))
+        step.target = {**step.target, "offset": offset + cut + 1}
+        state.dirty_steps.add(step.id or 0)
+
+    async def _finish_step(
+        self, state: _Run, executor: StepExecutor, job: RunJob, step: RunStep, found: StepStatus
+    ) -> None:
+        offset = int(step.target.get("offset", 0))
+        rest, _ = await executor.read_output(step.handle, offset)
+        if rest:
+            state.log(job.name, step.index, rest.decode(errors="replace").rstrip("\n"))
+        step.exit_status = found.exit_status
+        spec = state.job_of(job)
+        step_spec = spec.steps[step.index]
+        outputs = await executor.read_outputs(step.handle)
+        step.outputs = outputs
+        if step.kind == "step" and outputs and not step_spec.id:
+            job.outputs = {**job.outputs, **outputs}  # the deprecated auto-publishing
+            state.dirty_jobs.add(job.id or 0)
+        killed = step.target.get("killed")
+        ok = found.exit_status == 0
+        if step.kind == "step" and not ok:
+            ignore = step_spec.ignore_errors
+            if isinstance(ignore, str):
+                ignore = expressions.is_truthy(expressions.render(ignore, state.contexts(job)))
+            ok = bool(ignore)
+        if ok:
+            self._set_step(state, step, "completed")
+            return
+        reason = (
+            f"timed out after {format_duration(_seconds(step_spec.timeout) or 0)}"
+            if found.timed_out
+            else f"exited {found.exit_status}"
+        )
+        if killed:
+            self._set_step(state, step, "canceled", str(killed))
+            state.log(job.name, step.index, f"canceled: {killed}")
+            return
+        retry = step_spec.retry if step.kind == "step" else None
+        if retry is not None:
+            allowed = int(retry.max_retries) if str(retry.max_retries).isdigit() else 10
+            if step.attempt < allowed:
+                interval = _seconds(retry.interval) or 5.0
+                state.log(job.name, step.index, f"attempt {step.attempt + 1} failed ({reason}); "
+                          f"retrying in {format_duration(interval)}")  # fmt: skip
+                step.attempt += 1
+                step.target = {
+                    **step.target,
+                    "offset": 0,
+                    "retry_at": (utcnow() + timedelta(seconds=interval)).isoformat(),
+                }
+                step.status = "pending"
+                state.dirty_steps.add(step.id or 0)
+                return
+        self._set_step(state, step, "error", reason)
+        state.log(job.name, step.index, f"error: {reason}")
+
+    # --- requests -------------------------------------------------------------------------------
+
+    async def cancel(self, run_id: int) -> None:
+        async with self.db.session() as session:
+            await session.exec(
+                update(WorkflowRun)
+                .where(col(WorkflowRun.id) == run_id)
+                .where(col(WorkflowRun.finished).is_(False))
+                .values(cancel_requested=True)
+            )
+            await session.commit()
+        await self.enqueue(run_id)
