@@ -36,3 +36,53 @@ def test_create_get_update_lint_and_delete(admin: Cli, tmp_path: Path) -> None: 
     admin.ok("workflows", "delete", "my_flow")
     gone = admin("workflows", "get", "my_flow")
     assert gone.returncode == 1 and "not found" in gone.stderr
+
+
+RUN_YAML = """jobs:
+  first:
+    steps:
+      - run: echo "hello ${{ inputs.who }}"
+  second:
+    needs: [first]
+    steps:
+      - run: echo "port ${ needs.first.outputs.PORT }"
+      - run: exit ${{ inputs.code }}
+'on':
+  execute:
+    inputs:
+      who:
+        type: string
+        default: world
+      code:
+        type: number
+        default: 0
+        min: 0
+        max: 9
+"""
+
+
+def test_run_wait_logs_view_and_exit_status(admin: Cli, tmp_path: Path) -> None:  # noqa: F811
+    flow = tmp_path / "run.yaml"
+    flow.write_text(RUN_YAML.replace('echo "hello', 'echo PORT=8080 >> $OUTPUTS; echo "hello'))
+    admin.ok("workflows", "create", "runner", "--yaml", str(flow))
+    done = admin("workflows", "run", "runner", "-i", "who=corral", "--wait")
+    assert done.returncode == 0, done.stderr
+    assert "first: hello corral" in done.stdout and "second: port 8080" in done.stdout
+
+    failed = admin("workflows", "run", "runner", "-i", "code=3", "--wait")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "exited 3" in failed.stdout
+
+    refused = admin("workflows", "run", "runner", "-i", "code=12")
+    assert refused.returncode == 2 and "inputs.code" in refused.stderr, refused.stderr
+
+    runs = admin.json("workflows", "runs", "list", "runner")
+    assert [r["number"] for r in runs] == [2, 1]
+    assert [r["status"] for r in runs] == ["error", "completed"]
+    view = admin.json("workflows", "runs", "view", str(runs[1]["id"]))
+    assert [j["status"] for j in view["jobs"]] == ["completed", "completed"]
+    assert view["jobs"][0]["outputs"] == {"PORT": "8080"}
+    logs = admin("workflows", "runs", "logs", "-f", str(runs[0]["id"]))
+    assert logs.returncode == 1 and "exited 3" in logs.stdout
+    lines = admin.json("workflows", "runs", "logs", str(runs[1]["id"]))
+    assert [x["offset"] for x in lines] == list(range(len(lines)))

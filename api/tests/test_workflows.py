@@ -138,3 +138,28 @@ async def test_a_workflow_without_yaml_starts_from_the_starter(api: Api) -> None
     created = await api.client.post("/api/workflows", json={"name": "starter"}, headers=alice)
     assert created.status_code == 201, created.text
     assert "Starter Local Workflow" in created.json()["yaml"]
+
+
+async def test_runs_refuse_bad_inputs_and_stay_private(api: Api) -> None:
+    alice = await api.org_with_admin("acme", "alice")
+    mallory = await api.org_with_admin("evil", "mallory")
+    yaml = YAML + "on:\n  execute:\n    inputs:\n      n:\n        type: number\n        max: 3\n"
+    await api.client.post("/api/workflows", json=workflow(yaml=yaml), headers=alice)
+    bad = await api.client.post(
+        "/api/workflows/alice/my_flow2/runs", json={"inputs": {"n": 7}}, headers=alice
+    )
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "inputs.n", bad.text
+    started = await api.client.post(
+        "/api/workflows/alice/my_flow2/runs", json={"inputs": {"n": 2}}, headers=alice
+    )
+    assert started.status_code == 201, started.text
+    run = started.json()
+    assert (run["number"], run["inputs"]) == (1, {"n": 2})
+    own = await api.client.get(f"/api/runs/{run['id']}", headers=alice)
+    assert own.status_code == 200 and own.json()["jobs"][0]["name"] == "main"
+    for path in (f"/api/runs/{run['id']}", f"/api/runs/{run['id']}/logs"):
+        assert (await api.client.get(path, headers=mallory)).status_code == 404
+    cancel = await api.client.post(f"/api/runs/{run['id']}/cancel", headers=mallory)
+    assert cancel.status_code == 404
+    listed = await api.client.get("/api/workflows/alice/my_flow2/runs", headers=mallory)
+    assert listed.status_code == 404

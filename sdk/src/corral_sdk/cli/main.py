@@ -101,8 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    def branch(name: str, help: str, aliases: Sequence[str] = ()) -> Any:
-        sub = commands.add_parser(
+    def branch(name: str, help: str, aliases: Sequence[str] = (), group: Any = None) -> Any:
+        sub = (group or commands).add_parser(
             name, help=help, description=help, parents=[flags], aliases=list(aliases)
         )
         sub.set_defaults(handler=None, help_parser=sub)
@@ -218,6 +218,35 @@ def _workflow_commands(branch: Callable[..., Any], leaf: Callable[..., Any]) -> 
 
     delete = leaf(workflows, "delete", f"{module}:delete", "delete a workflow", aliases=["rm"])
     delete.add_argument("name")
+
+    run = leaf(workflows, "run", f"{module}:run", "run a workflow")
+    run.add_argument("name")
+    run.add_argument(
+        "-i", "--input", action="append", help="an input: key=value, or a JSON object (repeat)"
+    )
+    run.add_argument("--configuration", help="start from one of the workflow's configurations")
+    run.add_argument(
+        "--wait", action="store_true", help="follow the log; exit 0 if the run completes, 1 if not"
+    )
+    _output_flag(run, ("text", "json"), "text")
+
+    runs_commands = branch("runs", "a workflow's runs", group=workflows)
+    runs_list = leaf(runs_commands, "list", f"{module}:runs_list", "a workflow's runs",
+                     aliases=["ls"])  # fmt: skip
+    runs_list.add_argument("name")
+    _output_flag(runs_list, OUTPUT_TABLE_JSON, "table")
+    view = leaf(runs_commands, "view", f"{module}:runs_view", "a run's jobs and steps")
+    view.add_argument("run", type=int, help="the run's id")
+    _output_flag(view, ("text", "json"), "text")
+    logs = leaf(runs_commands, "logs", f"{module}:runs_logs", "a run's log")
+    logs.add_argument("run", type=int, help="the run's id")
+    logs.add_argument("-f", "--follow", action="store_true",
+                      help="follow until the run ends; exit 0 if it completed")  # fmt: skip
+    logs.add_argument("--tail", type=int, help="only the last N lines")
+    logs.add_argument("--job", help="only this job's lines")
+    _output_flag(logs, ("text", "json"), "text")
+    cancel = leaf(runs_commands, "cancel", f"{module}:runs_cancel", "cancel a run")
+    cancel.add_argument("run", type=int, help="the run's id")
 
     lint = leaf(workflows, "lint", f"{module}:lint", "check a workflow's YAML file")
     lint.add_argument("file", help="the YAML file (- for stdin)")
