@@ -88,6 +88,7 @@ class _Run:
         self.dirty_steps: set[int] = set()
         self.new_steps: list[RunStep] = []
         self.lines: list[RunLogLine] = []
+        self._needs: dict[str, Any] | None = None
 
     def log(self, job: str, step: int | None, text: str) -> None:
         for line in text.split("\n"):
@@ -104,7 +105,21 @@ class _Run:
     def job_of(self, row: RunJob) -> Job:
         return self.workflow.jobs[row.job]
 
+    def outputs_changed(self) -> None:
+        self._needs = None
+
     def contexts(self, job: RunJob) -> dict[str, Any]:
+        if self._needs is None:
+            self._needs = self._collect_needs()
+        return {
+            "inputs": self.inputs,
+            "org": {},
+            "matrix": job.matrix,
+            "needs": self._needs,
+            "sessions": {},
+        }
+
+    def _collect_needs(self) -> dict[str, Any]:
         needs: dict[str, Any] = {}
         for other in self.jobs:
             entry = needs.setdefault(other.job, {"outputs": {}, "steps": {}})
@@ -115,13 +130,7 @@ class _Run:
                     entry["steps"][step_id] = {"outputs": dict(step.outputs)}
             if other.name != other.job:
                 needs[other.name] = entry
-        return {
-            "inputs": self.inputs,
-            "org": {},
-            "matrix": job.matrix,
-            "needs": needs,
-            "sessions": {},
-        }
+        return needs
 
 
 class RunEngine:
@@ -197,11 +206,13 @@ class RunEngine:
         deadline = time.monotonic() + budget
         pause = 0.02
         finished = False
+        state = await self._load(run_id)
         try:
             while True:
-                state = await self._load(run_id)
                 if state is None:
                     return True
+                # the lease keeps other engines out: only a cancel can change under us
+                state.row.cancel_requested = await self._cancel_requested(run_id)
                 progressed = await self._advance(state)
                 await self._save(state)
                 finished = state.row.finished
@@ -216,6 +227,15 @@ class RunEngine:
         if not finished:
             await self.enqueue(run_id)
         return finished
+
+    async def _cancel_requested(self, run_id: int) -> bool:
+        async with self.db.session() as session:
+            found = (
+                await session.exec(
+                    select(WorkflowRun.cancel_requested).where(col(WorkflowRun.id) == run_id)
+                )
+            ).first()
+        return bool(found)
 
     async def _load(self, run_id: int) -> _Run | None:
         async with self.db.session() as session:
@@ -395,7 +415,10 @@ class RunEngine:
         # every step (and cleanup) is done
         failed = any(s.status in FAILED and s.kind == "step" for s in steps) or bool(job.reason)
         canceled = state.row.cancel_requested or job.reason.startswith("canceled")
-        job.outputs = {**job.outputs, **self._job_outputs(state, job, spec)}
+        job_outputs = self._job_outputs(state, job, spec)
+        if job_outputs:
+            job.outputs = {**job.outputs, **job_outputs}
+            state.outputs_changed()
         status = "canceled" if canceled and not failed else ("error" if failed else "completed")
         if (
             canceled
@@ -575,6 +598,8 @@ class RunEngine:
         step_spec = spec.steps[step.index]
         outputs = await executor.read_outputs(step.handle)
         step.outputs = outputs
+        if outputs:
+            state.outputs_changed()
         if step.kind == "step" and outputs and not step_spec.id:
             job.outputs = {**job.outputs, **outputs}  # the deprecated auto-publishing
             state.dirty_jobs.add(job.id or 0)
