@@ -64,7 +64,7 @@ class Lab:
     async def _enqueue(self, run_id: int) -> None:
         return None
 
-    def executor(self, run: WorkflowRun, target: Any) -> WorkspaceExecutor:
+    async def executor(self, run: WorkflowRun, target: Any) -> WorkspaceExecutor:
         if run.username not in self.executors:
             self.executors[run.username] = WorkspaceExecutor(
                 self.root / run.username, kill_grace=1.0

@@ -12,8 +12,6 @@ import os
 import socket
 import threading
 import uuid
-from pathlib import Path
-from typing import Any
 
 from corral_core.audit.service import AuditLog
 from corral_core.clusters.accounts import CloudAccounts
@@ -39,11 +37,10 @@ from corral_core.settings import Settings
 from corral_core.ssh import HostKeyStore, SSHPool
 from corral_core.tasks import TaskQueue
 from corral_core.workflows.engine import RunEngine
-from corral_core.workflows.executors import WorkspaceExecutor
-from corral_core.workflows.models import WorkflowRun
 from corral_core.workflows.runs import RunService
 from corral_core.workflows.service import WorkflowService
 from corral_core.workflows.spec import WORKFLOW_KIND, WorkflowReconciler
+from corral_core.workflows.targets import StepTargets
 from corral_sdk.errors import CorralError
 
 __all__ = ["PROCESSES", "Runtime"]
@@ -118,9 +115,11 @@ class Runtime:
         self.reconciler.bind(CLUSTER_KIND, ClusterReconciler(self.clusters, self.jobs))
         self.workflows = WorkflowService(self.db, self.resources, self.access)
         self.reconciler.bind(WORKFLOW_KIND, WorkflowReconciler())
-        self._workspaces: dict[str, WorkspaceExecutor] = {}
+        self.targets = StepTargets(
+            settings.data_path / "workspaces", self.clusters, self.access, self.authn
+        )
         self.runs = RunService(self.db, self.workflows, self.secrets, self._enqueue_run)
-        self.engine = RunEngine(self.db, self._executor_for, self._enqueue_run, self.secrets)
+        self.engine = RunEngine(self.db, self.targets.executor_for, self._enqueue_run, self.secrets)
         self.tasks.actor(RECONCILE_ACTOR, self.reconciler.reconcile)
         self.tasks.actor(DELIVER_EVENTS_ACTOR, self._deliver_events)
         self.tasks.actor(CLUSTER_NODES_ACTOR, self._work_nodes)
@@ -153,15 +152,6 @@ class Runtime:
 
     async def _enqueue_after(self, resource_id: int, delay: float) -> None:
         await self.tasks.send(RECONCILE_ACTOR, resource_id, delay=delay)
-
-    def workspace(self, username: str) -> Path:
-        """A user's workspace on this host: their ``~`` for workflow steps."""
-        return self.settings.data_path / "workspaces" / username
-
-    def _executor_for(self, run: WorkflowRun, target: Any) -> WorkspaceExecutor:
-        if run.username not in self._workspaces:
-            self._workspaces[run.username] = WorkspaceExecutor(self.workspace(run.username))
-        return self._workspaces[run.username]
 
     async def _enqueue_run(self, run_id: int) -> None:
         await self.tasks.send(WORKFLOW_RUNS_ACTOR, run_id)

@@ -105,7 +105,11 @@ class WorkflowRunController(Controller):
         runtime: RuntimeDep,
     ) -> RunInfo:
         run = await runtime.runs.start(
-            principal, ResourceRef(owner, name), data.inputs, configuration=data.configuration
+            principal,
+            ResourceRef(owner, name),
+            data.inputs,
+            configuration=data.configuration,
+            resolve=runtime.targets.resolver(principal),
         )
         return run_info(run, ResourceRef(owner, name).uri)
 

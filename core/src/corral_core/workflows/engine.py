@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import msgspec
 from sqlalchemy import or_, update
 from sqlmodel import col, select
 
@@ -41,6 +42,7 @@ from corral_core.workflows.executors import StepExecutor, StepLaunch, StepStatus
 from corral_core.workflows.format import Job, Step, Workflow
 from corral_core.workflows.loader import load
 from corral_core.workflows.models import RunJob, RunLogLine, RunStep, WorkflowRun
+from corral_sdk.errors import CorralError
 
 __all__ = ["LEASE_SECONDS", "TERMINAL", "RunEngine"]
 
@@ -52,8 +54,10 @@ TERMINAL = frozenset({"completed", "error", "canceled", "skipped"})
 FAILED = frozenset({"error"})
 _EXIT_CANCELED = "canceled"
 
-ExecutorFor = Callable[[WorkflowRun, Any], StepExecutor]
-"""The executor of a step's target (``None``: the user's workspace)."""
+ExecutorFor = Callable[[WorkflowRun, dict[str, Any] | None], Awaitable[StepExecutor]]
+"""The executor of a step's target: ``None`` for the user's workspace, or the step's rendered
+``ssh`` (``remoteHost``, ``remoteUser``, ``jumpNodeHost``, ``jumpNodeUser``); raises
+``CorralError`` when the run's user may not reach that host."""
 Enqueue = Callable[[int], Awaitable[None]]
 
 
@@ -525,16 +529,21 @@ class RunEngine:
             limits.append(max(run_limit - (utcnow() - run.started_at).total_seconds(), 0.1))
         timeout = min((x for x in limits if x is not None), default=None)
         directory = f"~/.corral/runs/{run.id}/{job.id}-{step.position}-{step.attempt}"
-        target = None  # the workspace (ssh targets: the next piece of the engine)
-        executor = self.executor_for(run, target)
+        target = self._target(spec, step_spec, contexts)
         env = self._environment(state, job, spec, step_spec if step.kind == "step" else None)
-        await executor.launch(
-            StepLaunch(
-                directory=directory, script=script, cwd=cwd, env=env, timeout_seconds=timeout
+        try:
+            executor = await self.executor_for(run, target)
+            await executor.launch(
+                StepLaunch(
+                    directory=directory, script=script, cwd=cwd, env=env, timeout_seconds=timeout
+                )
             )
-        )
+        except CorralError as exc:
+            self._set_step(state, step, "error", exc.message)
+            state.log(job.name, step.index, f"error: {exc.message}")
+            return False
         step.handle = directory
-        step.target = {**step.target, "id": step_spec.id, "retry_at": None}
+        step.target = {**step.target, "id": step_spec.id, "retry_at": None, "ssh": target}
         step.started_at = step.started_at or utcnow()
         if not step.name:
             step.name = step_spec.name or (command.strip().splitlines() or [""])[0][:200]
@@ -545,9 +554,26 @@ class RunEngine:
                   f"{step.name}{attempt}")  # fmt: skip
         return True
 
+    @staticmethod
+    def _target(spec: Job, step: Step, contexts: dict[str, Any]) -> dict[str, Any] | None:
+        """The step's rendered ``ssh``: its own, else its job's; ``None``: the workspace."""
+        chosen = step.ssh if not isinstance(step.ssh, msgspec.UnsetType) else spec.ssh
+        if chosen is None or isinstance(chosen, msgspec.UnsetType):
+            return None
+        rendered = expressions.render_deep(msgspec.to_builtins(chosen), contexts)
+        return {k: expressions.to_text(v) for k, v in rendered.items() if v not in ("", None)}
+
+    async def _executor(self, state: _Run, step: RunStep) -> StepExecutor:
+        target: dict[str, Any] | None = step.target.get("ssh")
+        return await self.executor_for(state.row, target)
+
     async def _kill(self, state: _Run, step: RunStep, reason: str) -> None:
-        executor = self.executor_for(state.row, None)
-        await executor.kill(step.handle)
+        try:
+            executor = await self._executor(state, step)
+            await executor.kill(step.handle)
+        except CorralError as exc:
+            log.info("run %s: cannot reach a step to cancel it: %s", state.row.id, exc.log_message)
+            return
         step.target = {**step.target, "killed": reason}
         state.dirty_steps.add(step.id or 0)
 
@@ -557,20 +583,31 @@ class RunEngine:
                 await self._kill(state, step, job.reason or "canceled")
 
     async def _poll(self, state: _Run) -> None:
-        """Read every running step's new output and, when it ended, its outcome."""
+        """Read every running step's new output and, when it ended, its outcome (one status
+        call per target)."""
         running = [s for steps in state.steps.values() for s in steps if s.status == "running"]
         if not running:
             return
-        executor = self.executor_for(state.row, None)
-        statuses = await executor.status([s.handle for s in running])
-        jobs = {j.id: j for j in state.jobs}
+        by_target: dict[str, list[RunStep]] = {}
         for step in running:
-            found = statuses.get(step.handle)
-            job = jobs[step.run_job_id]
-            await self._read_output(state, executor, job, step)
-            if found is None or not found.finished:
+            key = json.dumps(step.target.get("ssh"), sort_keys=True)
+            by_target.setdefault(key, []).append(step)
+        jobs = {j.id: j for j in state.jobs}
+        for steps in by_target.values():
+            try:
+                executor = await self._executor(state, steps[0])
+                statuses = await executor.status([s.handle for s in steps])
+            except CorralError as exc:
+                # unreachable for now: its steps go on over there; ask again on the next pass
+                log.info("run %s: cannot reach a step's host: %s", state.row.id, exc.log_message)
                 continue
-            await self._finish_step(state, executor, job, step, found)
+            for step in steps:
+                found = statuses.get(step.handle)
+                job = jobs[step.run_job_id]
+                await self._read_output(state, executor, job, step)
+                if found is None or not found.finished:
+                    continue
+                await self._finish_step(state, executor, job, step, found)
 
     async def _read_output(
         self, state: _Run, executor: StepExecutor, job: RunJob, step: RunStep

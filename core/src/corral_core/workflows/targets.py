@@ -1,0 +1,135 @@
+"""Where workflow steps run, and the clusters a run's inputs name.
+
+A step without ``ssh`` runs in its user's workspace on the Corral host. A step with ``ssh`` runs
+on a cluster the user can log in to through Corral: ``remoteHost`` (``host`` or ``host:port``)
+must be the login host of an existing cluster, or the controller of an active cloud cluster,
+that the user holds ``login`` on; Corral signs in with the user's platform key over its pooled
+SSH connections (the cluster's own jump host included). ``remoteUser`` is the user's own
+account there (the spec fills it in automatically). Hosts that are not clusters of the user are
+refused with the reason, so a workflow cannot reach machines its user could not.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import col, select
+
+from corral_core.clusters.service import ClusterService
+from corral_core.clusters.spec import CLUSTER_KIND, CloudClusterSpec
+from corral_core.identity.authn import Authenticator
+from corral_core.identity.models import User
+from corral_core.identity.names import ResourceRef
+from corral_core.identity.roles import Principal
+from corral_core.resources.access import ResourceAccess
+from corral_core.resources.models import Resource
+from corral_core.workflows.executors import RunnerExecutor, StepExecutor, WorkspaceExecutor
+from corral_core.workflows.inputs import Resolver
+from corral_core.workflows.models import WorkflowRun
+from corral_sdk.errors import Invalid, NotFound, PermissionDenied
+
+__all__ = ["StepTargets"]
+
+WORKSPACE = "user-workspace"
+
+
+class StepTargets:
+    def __init__(
+        self,
+        workspaces: Path,
+        clusters: ClusterService,
+        access: ResourceAccess,
+        authn: Authenticator,
+    ) -> None:
+        self.workspaces = workspaces
+        self.clusters = clusters
+        self.access = access
+        self.authn = authn
+        self._workspace: dict[str, WorkspaceExecutor] = {}
+        self._remote: dict[str, RunnerExecutor] = {}
+
+    def workspace(self, username: str) -> Path:
+        """A user's workspace on the Corral host: their ``~`` for workflow steps."""
+        return self.workspaces / username
+
+    async def _principal(self, username: str) -> Principal:
+        async with self.clusters.db.session() as session:
+            user = (await session.exec(select(User).where(col(User.username) == username))).first()
+        if user is None:
+            raise NotFound(f"user {username!r} no longer exists")
+        return await self.authn.principal(user)
+
+    @staticmethod
+    def address(resource: Resource, spec: Any) -> tuple[str, int]:
+        if isinstance(spec, CloudClusterSpec):
+            return str(resource.status.get("controller_address") or ""), 22
+        return spec.login_host, spec.port
+
+    async def _cluster_at(self, principal: Principal, host: str) -> Resource:
+        name, _, port_text = host.rpartition(":") if host.count(":") == 1 else (host, "", "")
+        wanted_port = int(port_text) if port_text.isdigit() else None
+        rows, _ = await self.access.list_visible(principal, kind=CLUSTER_KIND, limit=10_000)
+        for resource in rows:
+            address, port = self.address(resource, self.clusters.spec_of(resource))
+            if address == name and (wanted_port is None or wanted_port == port):
+                return await self.access.require_level(principal, resource, "login")
+        raise PermissionDenied(
+            f"ssh: {host} is not a cluster {principal.username} can log in to through Corral",
+            reason="host-not-a-cluster",
+        )
+
+    async def executor_for(self, run: WorkflowRun, target: dict[str, Any] | None) -> StepExecutor:
+        if target is None or target.get("remoteHost") in (None, "", WORKSPACE):
+            if run.username not in self._workspace:
+                self._workspace[run.username] = WorkspaceExecutor(self.workspace(run.username))
+            return self._workspace[run.username]
+        key = json.dumps([run.username, target], sort_keys=True)
+        if key not in self._remote:
+            if target.get("jumpNodeHost"):
+                raise Invalid(
+                    "ssh: jumpNodeHost (a node reached through a cluster) is not supported yet; "
+                    "name the cluster as remoteHost",
+                    field="ssh.jumpNodeHost",
+                )
+            principal = await self._principal(run.username)
+            resource = await self._cluster_at(principal, str(target["remoteHost"]))
+            runner = await self.clusters.runner(resource, run.username)
+            self._remote[key] = RunnerExecutor(runner)
+        return self._remote[key]
+
+    def resolver(self, principal: Principal) -> Resolver:
+        """Resolves resource-picker inputs against ``principal``'s real resources."""
+
+        async def resolve(kind: str, item: Any, value: Any) -> Any:
+            if kind != "compute-clusters":
+                return value
+            if value == WORKSPACE and item.get("include-workspace"):
+                return {"id": WORKSPACE, "ip": WORKSPACE, "name": WORKSPACE}
+            text = value.get("id") if isinstance(value, dict) else value
+            if not isinstance(text, str) or not text:
+                raise Invalid("expected a cluster (pw://owner/name or name)", field="inputs")
+            try:
+                resource = await self.clusters.get(
+                    principal, ResourceRef.parse(text, principal.username)
+                )
+                await self.access.require_level(principal, resource, "login")
+            except (NotFound, PermissionDenied):
+                raise Invalid(f"no cluster {text!r} you can log in to", field="inputs") from None
+            spec = self.clusters.spec_of(resource)
+            address, port = self.address(resource, spec)
+            uri = ResourceRef(resource.owner, resource.name).uri
+            return {
+                "id": uri,
+                "uri": uri,
+                "name": resource.name,
+                "owner": resource.owner,
+                "ip": address if port == 22 else f"{address}:{port}",
+                "host": address,
+                "port": port,
+                "scheduler": spec.scheduler,
+                "status": resource.observed_state,
+            }
+
+        return resolve

@@ -1,0 +1,134 @@
+"""Workflows whose steps run on the lab's real Slurm cluster over SSH (through Corral's pooled
+connections, as the run's user), and a Corral killed in the middle of a run on the cluster and
+in the workspace."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.lab import LabServer, SlurmLab, lab_server
+
+SBATCH = """jobs:
+  slurm:
+    ssh:
+      remoteHost: ${{ inputs.cluster.ip }}
+    steps:
+      - name: Run a batch job and wait for it
+        run: |
+          sbatch --wait --output=job.out --wrap 'echo job says hello from $(hostname)'
+          cat job.out
+      - name: Back in the workspace
+        ssh: null
+        run: echo "workspace $HOME"
+'on':
+  execute:
+    inputs:
+      cluster:
+        type: compute-clusters
+        optional: false
+"""
+
+MATRIX = """jobs:
+  fan:
+    strategy:
+      max-parallel: 2
+      matrix:
+        n: [1, 2, 3, 4, 5, 6]
+    ssh:
+      remoteHost: ${{ inputs.cluster.ip }}
+    steps:
+      - run: |
+          echo "start $(date +%s.%N)" >> ~/matrix-${{ inputs.tag }}.log
+          sleep 1
+          echo "end $(date +%s.%N)" >> ~/matrix-${{ inputs.tag }}.log
+'on':
+  execute:
+    inputs:
+      cluster:
+        type: compute-clusters
+      tag:
+        type: string
+"""
+
+
+@pytest.fixture(scope="module")
+def lab() -> SlurmLab:
+    return SlurmLab.up()
+
+
+@pytest.fixture(scope="module")
+def server(lab: SlurmLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    yield from lab_server(tmp_path_factory.mktemp("workflows"), lab)
+
+
+@pytest.fixture(scope="module")
+def cluster(server: LabServer) -> str:
+    assert server.lab is not None
+    done = server.corral(
+        "alice", "cluster", "create", "hpc", "--host", server.lab.login_host, "--start"
+    )
+    assert done.returncode == 0, done.stderr
+    return "pw://alice/hpc"
+
+
+def run_workflow(
+    server: LabServer, tmp: Path, name: str, yaml: str, *inputs: str
+) -> tuple[int, str, dict[str, Any]]:
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml)
+    made = server.corral("alice", "workflows", "create", name, "--yaml", str(path))
+    assert made.returncode == 0, made.stderr
+    args = [arg for value in inputs for arg in ("-i", value)]
+    done = server.corral("alice", "workflows", "run", name, *args, "--wait", timeout=300)
+    runs = json.loads(
+        server.corral("alice", "workflows", "runs", "list", name, "-o", "json").stdout
+    )
+    view = server.corral("alice", "workflows", "runs", "view", str(runs[0]["id"]), "-o", "json")
+    return done.returncode, done.stdout + done.stderr, json.loads(view.stdout)
+
+
+def test_a_step_runs_sbatch_wait_on_the_cluster(
+    server: LabServer, cluster: str, tmp_path: Path
+) -> None:
+    code, output, run = run_workflow(server, tmp_path, "sbatch", SBATCH, f"cluster={cluster}")
+    assert code == 0, output
+    assert "job says hello from" in output, output
+    assert "workspace " in output and "/workspaces/alice" in output, output
+    assert [s["status"] for s in run["jobs"][0]["steps"]] == ["completed", "completed"]
+
+
+def test_a_matrix_on_the_cluster_respects_max_parallel(
+    server: LabServer, cluster: str, tmp_path: Path
+) -> None:
+    tag = str(int(time.time()))
+    code, output, run = run_workflow(
+        server, tmp_path, "fan", MATRIX, f"cluster={cluster}", f"tag={tag}"
+    )
+    assert code == 0, output
+    assert len(run["jobs"]) == 6 and {j["status"] for j in run["jobs"]} == {"completed"}
+    assert server.lab is not None
+    text = Path(f"/home/alice/matrix-{tag}.log").read_text()
+    events = sorted(
+        (float(stamp), 1 if kind == "start" else -1)
+        for kind, stamp in (line.split() for line in text.splitlines())
+    )
+    level = peak = 0
+    for _, change in events:
+        level += change
+        peak = max(peak, level)
+    assert peak == 2, text
+
+
+def test_a_host_that_is_not_a_cluster_of_the_user_is_refused(
+    server: LabServer, cluster: str, tmp_path: Path
+) -> None:
+    yaml = "jobs:\n  a:\n    ssh:\n      remoteHost: 10.77.0.250\n    steps:\n      - run: true\n"
+    code, _, run = run_workflow(server, tmp_path, "elsewhere", yaml)
+    assert code == 1
+    assert "not a cluster alice can log in to" in run["jobs"][0]["steps"][0]["reason"], run
