@@ -77,6 +77,13 @@ def cluster(server: LabServer) -> str:
     return "pw://alice/hpc"
 
 
+def remote_file(server: LabServer, cluster: str, name: str) -> str:
+    """A file of alice's home on the cluster, read through ``corral ssh``."""
+    done = server.corral("alice", "ssh", cluster, f"cat ~/{name} 2>/dev/null || true")
+    assert done.returncode == 0, done.stderr
+    return str(done.stdout)
+
+
 def run_workflow(
     server: LabServer, tmp: Path, name: str, yaml: str, *inputs: str
 ) -> tuple[int, str, dict[str, Any]]:
@@ -112,8 +119,7 @@ def test_a_matrix_on_the_cluster_respects_max_parallel(
     )
     assert code == 0, output
     assert len(run["jobs"]) == 6 and {j["status"] for j in run["jobs"]} == {"completed"}
-    assert server.lab is not None
-    text = Path(f"/home/alice/matrix-{tag}.log").read_text()
+    text = remote_file(server, cluster, f"matrix-{tag}.log")
     events = sorted(
         (float(stamp), 1 if kind == "start" else -1)
         for kind, stamp in (line.split() for line in text.splitlines())
@@ -132,3 +138,62 @@ def test_a_host_that_is_not_a_cluster_of_the_user_is_refused(
     code, _, run = run_workflow(server, tmp_path, "elsewhere", yaml)
     assert code == 1
     assert "not a cluster alice can log in to" in run["jobs"][0]["steps"][0]["reason"], run
+
+
+KILLED = """jobs:
+  on-cluster:
+    ssh:
+      remoteHost: ${{ inputs.cluster.ip }}
+    steps:
+      - run: |
+          echo started >> ~/killed-${{ inputs.tag }}.log
+          sleep 60
+          echo cluster finished
+  in-workspace:
+    steps:
+      - run: |
+          echo started >> ${{ inputs.mark }}
+          sleep 60
+          echo workspace finished
+'on':
+  execute:
+    inputs:
+      cluster:
+        type: compute-clusters
+      tag:
+        type: string
+      mark:
+        type: string
+"""
+
+
+def test_killing_corral_mid_run_neither_loses_nor_repeats_a_step(
+    server: LabServer, cluster: str, tmp_path: Path
+) -> None:
+    tag, mark = str(int(time.time())), tmp_path / "workspace-starts"
+    path = tmp_path / "killed.yaml"
+    path.write_text(KILLED)
+    assert (
+        server.corral("alice", "workflows", "create", "killed", "--yaml", str(path)).returncode == 0
+    )
+    started = server.corral(
+        "alice", "workflows", "run", "killed", "-i", f"cluster={cluster}", "-i", f"tag={tag}",
+        "-i", f"mark={mark}", "-o", "json",
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    run_id = json.loads(started.stdout)["id"]
+    deadline = time.monotonic() + 60
+    while not (remote_file(server, cluster, f"killed-{tag}.log") and mark.exists()):
+        assert time.monotonic() < deadline, "the steps did not start"
+        time.sleep(0.5)
+    server.restart()  # SIGKILL every Corral process while both steps run, start again
+    done = server.corral("alice", "workflows", "runs", "logs", "-f", str(run_id), timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "cluster finished" in done.stdout and "workspace finished" in done.stdout
+    assert remote_file(server, cluster, f"killed-{tag}.log") == "started\n"
+    assert mark.read_text() == "started\n"
+    view = json.loads(
+        server.corral("alice", "workflows", "runs", "view", str(run_id), "-o", "json").stdout
+    )
+    assert view["status"] == "completed"
+    assert [s["attempt"] for j in view["jobs"] for s in j["steps"]] == [0, 0]

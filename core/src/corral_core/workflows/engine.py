@@ -528,7 +528,8 @@ class RunEngine:
         if run_limit is not None and run.started_at is not None:
             limits.append(max(run_limit - (utcnow() - run.started_at).total_seconds(), 0.1))
         timeout = min((x for x in limits if x is not None), default=None)
-        directory = f"~/.corral/runs/{run.id}/{job.id}-{step.position}-{step.attempt}"
+        uid = run.plan.get("uid") or f"run-{run.id}"
+        directory = f"~/.corral/runs/{uid}/{job.id}-{step.position}-{step.attempt}"
         target = self._target(spec, step_spec, contexts)
         env = self._environment(state, job, spec, step_spec if step.kind == "step" else None)
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -118,7 +119,13 @@ class RunService:
                 )
                 if form.secrets
                 else "",
-                plan={"workflow": name, "jobs": msgspec.to_builtins(planned.jobs)},
+                # uid names the run's step directories on every target: unique across
+                # Corral installations sharing a cluster (run ids are not)
+                plan={
+                    "workflow": name,
+                    "uid": uuid.uuid4().hex,
+                    "jobs": msgspec.to_builtins(planned.jobs),
+                },
             )
             session.add(run)
             await session.flush()
