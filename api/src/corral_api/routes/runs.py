@@ -35,9 +35,8 @@ def run_info(
     steps: list[RunStep] | None = None,
 ) -> RunInfo:
     runtime = None
-    if run.started_at is not None:
-        end = run.finished_at or None
-        runtime = (end - run.started_at).total_seconds() if end is not None else None
+    if run.started_at is not None and run.finished_at is not None:
+        runtime = (run.finished_at - run.started_at).total_seconds()
     by_job: dict[int, list[RunStepInfo]] = {}
     for step in steps or []:
         by_job.setdefault(step.run_job_id, []).append(
@@ -87,7 +86,7 @@ def run_info(
 
 
 def _workflow_uri(run: WorkflowRun) -> str:
-    return f"pw://{run.slug.split('.', 1)[0]}/{run.plan.get('workflow', '')}"
+    return str(run.plan.get("workflow_uri", ""))
 
 
 class WorkflowRunController(Controller):

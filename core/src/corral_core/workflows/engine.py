@@ -52,7 +52,8 @@ LEASE_SECONDS = 30.0
 TICK_SECONDS = 20.0
 TERMINAL = frozenset({"completed", "error", "canceled", "skipped"})
 FAILED = frozenset({"error"})
-_EXIT_CANCELED = "canceled"
+RUN_TIMED_OUT = "the workflow timed out"
+"""How a run's reason starts when its ``timeout`` ended it (an error, not a cancel)."""
 
 ExecutorFor = Callable[[WorkflowRun, dict[str, Any] | None], Awaitable[StepExecutor]]
 """The executor of a step's target: ``None`` for the user's workspace, or the step's rendered
@@ -325,7 +326,7 @@ class RunEngine:
             and (now - run.started_at).total_seconds() > limit
         ):
             run.cancel_requested = True
-            run.reason = f"the workflow timed out after {format_duration(limit)}"
+            run.reason = f"{RUN_TIMED_OUT} after {format_duration(limit)}"
         await self._poll(state)
         failed_any = any(j.status in FAILED for j in state.jobs)
         for job in state.jobs:
@@ -334,7 +335,7 @@ class RunEngine:
             if job.status == "running":
                 progressed |= await self._advance_job(state, job, failed_any)
         if all(j.status in TERMINAL for j in state.jobs):
-            if run.cancel_requested and not run.reason.startswith("the workflow timed out"):
+            if run.cancel_requested and not run.reason.startswith(RUN_TIMED_OUT):
                 run.status = "canceled"
             elif any(j.status in FAILED for j in state.jobs) or run.reason:
                 run.status = "error"
@@ -418,18 +419,14 @@ class RunEngine:
                 return True
         # every step (and cleanup) is done
         failed = any(s.status in FAILED and s.kind == "step" for s in steps) or bool(job.reason)
-        canceled = state.row.cancel_requested or job.reason.startswith("canceled")
         job_outputs = self._job_outputs(state, job, spec)
         if job_outputs:
             job.outputs = {**job.outputs, **job_outputs}
             state.outputs_changed()
-        status = "canceled" if canceled and not failed else ("error" if failed else "completed")
-        if (
-            canceled
-            and state.row.cancel_requested
-            and not state.row.reason.startswith("the workflow timed out")
-        ):
+        if state.row.cancel_requested and not state.row.reason.startswith(RUN_TIMED_OUT):
             status = "canceled"
+        else:
+            status = "error" if failed else "completed"
         self._set_job(state, job, status, job.reason)
         if status == "error" and spec.strategy is not None and spec.strategy.fail_fast:
             for sibling in state.jobs:

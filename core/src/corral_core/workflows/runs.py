@@ -77,7 +77,8 @@ class RunService:
         for attempt in range(5):
             try:
                 return await self._insert(
-                    resource.id, resource.name, principal, version.version, version.yaml,
+                    resource.id, ResourceRef(resource.owner, resource.name), principal,
+                    version.version, version.yaml,
                     form, planned, workflow,
                 )  # fmt: skip
             except IntegrityError:
@@ -88,13 +89,13 @@ class RunService:
     async def _insert(
         self,
         resource_id: int,
-        name: str,
+        workflow: ResourceRef,
         principal: Principal,
         version: int,
         yaml: str,
         form: FormValues,
         planned: Any,
-        workflow: Any,
+        loaded: Any,
     ) -> WorkflowRun:
         async with self.db.session() as session:
             last = (
@@ -108,7 +109,7 @@ class RunService:
             run = WorkflowRun(
                 resource_id=resource_id,
                 number=number,
-                slug=f"{principal.username}.{name}.{number:05d}",
+                slug=f"{principal.username}.{workflow.name}.{number:05d}",
                 org=principal.org,
                 username=principal.username,
                 version=version,
@@ -122,7 +123,8 @@ class RunService:
                 # uid names the run's step directories on every target: unique across
                 # Corral installations sharing a cluster (run ids are not)
                 plan={
-                    "workflow": name,
+                    "workflow": workflow.name,
+                    "workflow_uri": workflow.uri,
                     "uid": uuid.uuid4().hex,
                     "jobs": msgspec.to_builtins(planned.jobs),
                 },
@@ -142,7 +144,7 @@ class RunService:
                 session.add(row)
                 await session.flush()
                 assert row.id is not None
-                for index, step in enumerate(workflow.jobs[job.job].steps):
+                for index, step in enumerate(loaded.jobs[job.job].steps):
                     session.add(
                         RunStep(
                             run_id=run.id,

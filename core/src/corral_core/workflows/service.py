@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import delete as sql_delete
-from sqlmodel import col, func, select
+from sqlmodel import col, select
 
 from corral_core.db import Database
 from corral_core.identity.names import ResourceRef
@@ -15,7 +15,7 @@ from corral_core.identity.roles import Principal
 from corral_core.resources.access import ResourceAccess
 from corral_core.resources.models import Resource
 from corral_core.resources.service import ResourceService
-from corral_core.workflows.loader import LoadedWorkflow, WorkflowInvalid, load
+from corral_core.workflows.loader import LoadedWorkflow, load
 from corral_core.workflows.models import WorkflowFavorite, WorkflowVersion
 from corral_core.workflows.spec import WORKFLOW_KIND, WorkflowSpec
 from corral_sdk.errors import Invalid, NotFound
@@ -237,19 +237,3 @@ class WorkflowService:
                 assert resource.id is not None
                 session.add(WorkflowFavorite(user_id=principal.user_id, resource_id=resource.id))
             await session.commit()
-
-    async def count_versions(self, resource_id: int) -> int:
-        async with self.db.session() as session:
-            return int(
-                (
-                    await session.exec(
-                        select(func.count())
-                        .select_from(WorkflowVersion)
-                        .where(col(WorkflowVersion.resource_id) == resource_id)
-                    )
-                ).one()
-            )
-
-
-def problems_of(error: WorkflowInvalid) -> list[dict[str, Any]]:
-    return [msgspec.to_builtins(p) for p in error.problems]

@@ -53,21 +53,27 @@ TERMINAL_JOB_STATES = frozenset(
 )
 
 
-def split_ref(ref: str) -> tuple[str | None, str]:
+def split_ref(ref: str, what: str = "cluster") -> tuple[str | None, str]:
     """``pw://owner/name``, ``owner/name`` or ``name`` (the caller's own)."""
     raw = ref.removeprefix("pw://").strip("/")
     owner, _, name = raw.rpartition("/")
     if not name or "/" in owner:
-        raise Invalid(f"{ref!r} is not a cluster (pw://owner/name, owner/name or name)")
+        raise Invalid(f"{ref!r} is not a {what} (pw://owner/name, owner/name or name)")
     return owner or None, name
 
 
-def cluster_path(client: ApiClient, ref: str, *rest: str) -> str:
-    owner, name = split_ref(ref)
+def resource_path(client: ApiClient, collection: str, ref: str, *rest: str) -> str:
+    """The API path of the resource ``ref`` names under ``/api/<collection>``, followed by
+    ``rest``; a bare name is looked up among the caller's resources."""
+    owner, name = split_ref(ref, collection.rstrip("s"))
     if owner is None:
         found = client.get("/api/resources/lookup", ResourceInfo, ref=name)
         owner, name = found.owner, found.name
-    return "/".join(["/api/clusters", *(quote(p, safe="") for p in (owner, name, *rest))])
+    return "/".join([f"/api/{collection}", *(quote(p, safe="") for p in (owner, name, *rest))])
+
+
+def cluster_path(client: ApiClient, ref: str, *rest: str) -> str:
+    return resource_path(client, "clusters", ref, *rest)
 
 
 def _print_clusters(clusters: list[ClusterInfo]) -> None:

@@ -7,15 +7,14 @@ import logging
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import msgspec
 
 from corral_sdk.cli.client import ApiClient, client_for
+from corral_sdk.cli.commands.cluster import resource_path
 from corral_sdk.cli.output import print_json, print_table
 from corral_sdk.errors import Invalid
 from corral_sdk.wire import (
-    ResourceInfo,
     RunInfo,
     RunList,
     RunLogs,
@@ -47,14 +46,7 @@ log = logging.getLogger("corral")
 
 def workflow_path(client: ApiClient, ref: str, *rest: str) -> str:
     """The API path of a workflow named ``pw://owner/name``, ``owner/name`` or ``name``."""
-    raw = ref.removeprefix("pw://").strip("/")
-    owner, _, name = raw.rpartition("/")
-    if not name or "/" in owner:
-        raise Invalid(f"{ref!r} is not a workflow (pw://owner/name, owner/name or name)")
-    if not owner:
-        found = client.get("/api/resources/lookup", ResourceInfo, ref=name)
-        owner, name = found.owner, found.name
-    return "/".join(["/api/workflows", *(quote(p, safe="") for p in (owner, name, *rest))])
+    return resource_path(client, "workflows", ref, *rest)
 
 
 def _read(path: str) -> str:
