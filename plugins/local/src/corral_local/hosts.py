@@ -361,7 +361,12 @@ class LocalHosts:
         temporary.replace(path)
 
     def _network_up(self, record: HostRecord) -> None:
-        if not Path("/run/netns", record.namespace).exists():
+        namespace = Path("/run/netns", record.namespace)
+        if namespace.exists() and not os.path.ismount(namespace):
+            # `ip netns add` or `del` killed half-way leaves a plain file: the kernel refuses it
+            # as a namespace ("RTNETLINK answers: Invalid argument")
+            namespace.unlink()
+        if not namespace.exists():
             _run("ip", "netns", "add", record.namespace)
         if _run("ip", "link", "show", record.veth, check=False).returncode != 0:
             # the same MAC address at every boot: the machine's neighbour cache stays right
