@@ -8,6 +8,7 @@ namespaces), munge and OpenSSH servers on the login node and a jump host, with U
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Callable, Iterator
@@ -121,6 +122,23 @@ class LabServer:
             timeout=timeout,
             check=False,
         )
+
+    def run_workflow(
+        self, user: str, tmp: Path, name: str, yaml: str, *inputs: str
+    ) -> tuple[int, str, dict[str, Any]]:
+        """Create workflow ``name`` as ``user``, run it with ``-i`` ``inputs`` and wait: the
+        CLI's exit code, what it printed, and the run's view (jobs and steps)."""
+        path = tmp / f"{name}.yaml"
+        path.write_text(yaml)
+        made = self.corral(user, "workflows", "create", name, "--yaml", str(path))
+        assert made.returncode == 0, made.stderr
+        args = [arg for value in inputs for arg in ("-i", value)]
+        done = self.corral(user, "workflows", "run", name, *args, "--wait", timeout=300)
+        listed = self.corral(user, "workflows", "runs", "list", "--workflow", name, "-o", "json")
+        assert listed.returncode == 0, listed.stderr
+        run = json.loads(listed.stdout)[0]
+        view = self.corral(user, "workflows", "runs", "view", str(run["id"]), "-o", "json")
+        return done.returncode, done.stdout + done.stderr, json.loads(view.stdout)
 
 
 def corral_server(

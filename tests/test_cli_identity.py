@@ -60,19 +60,31 @@ class Cli:
     def __call__(
         self, *args: str, input: str | None = None, **env: str
     ) -> subprocess.CompletedProcess[str]:
-        extra = {"PW_CONFIG_DIR": str(self.config_dir), **env}
-        base = self.server.deployment.process_env(extra)
-        for name in ("PW_API_KEY", "PW_TOKEN", "PW_CONTEXT"):
-            if name not in env:
-                base.pop(name, None)
         return subprocess.run(
             [sys.executable, "-m", "corral_sdk.cli.main", *args],
-            env=base,
+            env=self._env(env),
             input=input if input is not None else "",
             capture_output=True,
             text=True,
             timeout=60,
             check=False,
+        )
+
+    def _env(self, env: dict[str, str]) -> dict[str, str]:
+        base = self.server.deployment.process_env({"PW_CONFIG_DIR": str(self.config_dir), **env})
+        for name in ("PW_API_KEY", "PW_TOKEN", "PW_CONTEXT"):
+            if name not in env:
+                base.pop(name, None)
+        return base
+
+    def spawn(self, *args: str) -> subprocess.Popen[str]:
+        """``corral`` running in the background, its standard output a pipe."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "corral_sdk.cli.main", *args],
+            env=self._env({}),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            text=True,
         )
 
     def ok(self, *args: str, input: str | None = None, **env: str) -> str:
@@ -299,6 +311,28 @@ def test_orgs_and_the_audit_log(admin: Cli) -> None:
     table = admin.ok("audit", "ls", "--limit", "2")
     assert "DELETE /api/orgs/{name}" in table
     assert table.splitlines()[0].split()[:3] == ["ID", "AT", "ACTOR"]
+
+
+def test_org_workflow_variables(admin: Cli) -> None:
+    assert admin.json("orgs", "variables", "ls") == []
+    made = admin.json("orgs", "variables", "set", "orgVariable", "hi")
+    assert (made["key"], made["value"], made["updated_by"]) == ("orgVariable", "hi", ADMIN_USERNAME)
+    admin.ok("orgs", "variables", "set", "LICENSE", "--stdin", input="line 1\nline 2\n")
+    table = admin.ok("orgs", "variables", "ls")
+    assert table.splitlines()[0].split() == ["KEY", "VALUE", "UPDATED", "BY", "UPDATED"]
+    assert "line 1\\nline 2" in table
+    listed = admin.json("orgs", "variables", "list", "--org", "default")
+    assert [(v["key"], v["value"]) for v in listed] == [
+        ("LICENSE", "line 1\nline 2"),
+        ("orgVariable", "hi"),
+    ]
+    bad = admin("orgs", "variables", "set", "1bad", "x")
+    assert bad.returncode == 2 and "letters, digits and underscores" in bad.stderr
+    assert admin("orgs", "variables", "set", "k").returncode == 2  # no VALUE, no --stdin
+    admin.ok("orgs", "variables", "unset", "LICENSE")
+    admin.ok("orgs", "variables", "unset", "orgVariable")
+    assert admin("orgs", "variables", "unset", "orgVariable").returncode == 1
+    assert admin.json("orgs", "variables", "ls") == []
 
 
 def test_apikey_secret_is_shown_once_and_works_with_auth_apikey(admin: Cli, tmp_path: Path) -> None:

@@ -86,3 +86,52 @@ def test_run_wait_logs_view_and_exit_status(admin: Cli, tmp_path: Path) -> None:
     assert logs.returncode == 1 and "exited 3" in logs.stdout
     lines = admin.json("workflows", "runs", "logs", str(runs[1]["id"]))
     assert [x["offset"] for x in lines] == list(range(len(lines)))
+
+
+def test_runs_errors_failed_rerun_clean_and_live_follow(admin: Cli, tmp_path: Path) -> None:  # noqa: F811
+    import time
+
+    flow = tmp_path / "errs.yaml"
+    flow.write_text(
+        "jobs:\n  good:\n    steps:\n      - run: echo fine\n"
+        "  bad:\n    steps:\n      - run: echo about to fail; exit 5\n"
+    )
+    admin.ok("workflows", "create", "errs", "--yaml", str(flow))
+    assert admin("workflows", "run", "errs", "--wait").returncode == 1
+    slug = admin.json("workflows", "runs", "list", "--workflow", "errs")[0]["slug"]
+    errors = admin.json("workflows", "runs", "errors", slug)
+    assert [(e["job"], e["exit_status"]) for e in errors if e["kind"] == "step"] == [("bad", 5)]
+    assert "about to fail" in errors[0]["log_tail"]
+    failed = admin("workflows", "runs", "logs", "--failed", slug)
+    assert "about to fail" in failed.stdout and "fine" not in failed.stdout
+    tailed = admin("workflows", "runs", "logs", "--tail", "1", slug)
+    followed = admin("workflows", "runs", "logs", "-f", "--tail", "1", slug)
+    assert followed.returncode == 1 and followed.stdout == tailed.stdout, followed.stdout
+    assert len(tailed.stdout.splitlines()) < len(
+        admin.ok("workflows", "runs", "logs", slug).splitlines()
+    )
+    assert admin("workflows", "runs", "logs", "-f", "--failed", slug).returncode == 2
+    again = admin("workflows", "runs", "rerun", slug, "--wait")
+    assert again.returncode == 1 and "about to fail" in again.stdout
+    assert [r["number"] for r in admin.json("workflows", "runs", "list", "errs")] == [2, 1]
+    cleaned = admin("workflows", "runs", "clean", "--slugs", slug)
+    assert cleaned.returncode == 0 and slug in cleaned.stdout
+    assert [r["number"] for r in admin.json("workflows", "runs", "list", "errs")] == [2]
+    refused = admin("workflows", "runs", "clean")
+    assert refused.returncode == 2, refused.stderr
+
+    # -f prints lines while the run goes on: the first is there before the run ends
+    slow = tmp_path / "slow.yaml"
+    slow.write_text("jobs:\n  main:\n    steps:\n      - run: echo early; sleep 4; echo late\n")
+    admin.ok("workflows", "create", "slow", "--yaml", str(slow))
+    admin.ok("workflows", "run", "slow")
+    ref = admin.json("workflows", "runs", "list", "slow")[0]["slug"]
+    follower = admin.spawn("workflows", "runs", "logs", "-f", ref)
+    assert follower.stdout is not None
+    began = time.monotonic()
+    while (line := follower.stdout.readline()) and line.strip() != "main: early":
+        pass
+    assert line.strip() == "main: early"
+    assert time.monotonic() - began < 3.5, "the first line came only at the end"
+    rest, _ = follower.communicate(timeout=60)
+    assert follower.returncode == 0 and "main: late" in rest.splitlines()

@@ -314,3 +314,64 @@ def test_killing_corral_while_a_cluster_provisions_neither_loses_it_nor_doubles_
     _post(server, "/api/clusters/alice/killed/destroy", expect=202)
     wait_until("the cluster is off", lambda: status_of(server, "killed", "off"), timeout=60)
     assert leftovers(cloud_root) == before
+
+
+TWO_CLUSTERS = """jobs:
+  fan:
+    strategy:
+      max-parallel: 2
+      matrix:
+        host: ["${{ inputs.first.ip }}", "${{ inputs.second.ip }}"]
+        n: [1, 2, 3]
+    ssh:
+      remoteHost: ${{ matrix.host }}
+    steps:
+      - run: |
+          echo "start $(date +%s.%N) $(hostname)"
+          sleep 2
+          echo "end $(date +%s.%N) $(hostname)"
+'on':
+  execute:
+    inputs:
+      first:
+        type: compute-clusters
+      second:
+        type: compute-clusters
+"""
+
+
+def test_a_workflow_matrix_over_two_clusters_respects_max_parallel(
+    server: LabServer, tmp_path: Path
+) -> None:
+    for name in ("east", "west"):
+        create(server, name)
+        _post(server, f"/api/clusters/alice/{name}/start", expect=202)
+    for name in ("east", "west"):
+        active = wait_until(
+            f"{name} is active", lambda name=name: status_of(server, name, "active", "failed")
+        )
+        assert active["status"] == "active", active["reason"]
+    code, output, run = server.run_workflow(
+        "alice", tmp_path, "two_clusters", TWO_CLUSTERS,
+        "first=pw://alice/east", "second=pw://alice/west",
+    )  # fmt: skip
+    assert code == 0, output
+    assert len(run["jobs"]) == 6 and {j["status"] for j in run["jobs"]} == {"completed"}, run
+    logs = server.corral("alice", "workflows", "runs", "logs", str(run["id"]))
+    assert logs.returncode == 0, logs.stderr
+    events = [
+        line.split()[-3:] for line in logs.stdout.splitlines()
+        if line.split()[-3:-2] and line.split()[-3] in ("start", "end")
+    ]  # fmt: skip
+    hosts = {host for kind, _, host in events if kind == "start"}
+    assert hosts == {"alice-east-00001-mgmt", "alice-west-00001-mgmt"}, logs.stdout
+    assert sum(1 for kind, _, _ in events if kind == "start") == 6, logs.stdout
+    level = peak = 0
+    for _, change in sorted((float(at), 1 if kind == "start" else -1) for kind, at, _ in events):
+        level += change
+        peak = max(peak, level)
+    assert peak == 2, logs.stdout
+    for name in ("east", "west"):
+        _post(server, f"/api/clusters/alice/{name}/destroy", expect=202)
+    for name in ("east", "west"):
+        wait_until(f"{name} is off", lambda name=name: status_of(server, name, "off"), timeout=60)

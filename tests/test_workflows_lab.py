@@ -8,7 +8,6 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -84,26 +83,12 @@ def remote_file(server: LabServer, cluster: str, name: str) -> str:
     return str(done.stdout)
 
 
-def run_workflow(
-    server: LabServer, tmp: Path, name: str, yaml: str, *inputs: str
-) -> tuple[int, str, dict[str, Any]]:
-    path = tmp / f"{name}.yaml"
-    path.write_text(yaml)
-    made = server.corral("alice", "workflows", "create", name, "--yaml", str(path))
-    assert made.returncode == 0, made.stderr
-    args = [arg for value in inputs for arg in ("-i", value)]
-    done = server.corral("alice", "workflows", "run", name, *args, "--wait", timeout=300)
-    runs = json.loads(
-        server.corral("alice", "workflows", "runs", "list", name, "-o", "json").stdout
-    )
-    view = server.corral("alice", "workflows", "runs", "view", str(runs[0]["id"]), "-o", "json")
-    return done.returncode, done.stdout + done.stderr, json.loads(view.stdout)
-
-
 def test_a_step_runs_sbatch_wait_on_the_cluster(
     server: LabServer, cluster: str, tmp_path: Path
 ) -> None:
-    code, output, run = run_workflow(server, tmp_path, "sbatch", SBATCH, f"cluster={cluster}")
+    code, output, run = server.run_workflow(
+        "alice", tmp_path, "sbatch", SBATCH, f"cluster={cluster}"
+    )
     assert code == 0, output
     assert "job says hello from" in output, output
     assert "workspace " in output and "/workspaces/alice" in output, output
@@ -114,8 +99,8 @@ def test_a_matrix_on_the_cluster_respects_max_parallel(
     server: LabServer, cluster: str, tmp_path: Path
 ) -> None:
     tag = str(int(time.time()))
-    code, output, run = run_workflow(
-        server, tmp_path, "fan", MATRIX, f"cluster={cluster}", f"tag={tag}"
+    code, output, run = server.run_workflow(
+        "alice", tmp_path, "fan", MATRIX, f"cluster={cluster}", f"tag={tag}"
     )
     assert code == 0, output
     assert len(run["jobs"]) == 6 and {j["status"] for j in run["jobs"]} == {"completed"}
@@ -135,7 +120,7 @@ def test_a_host_that_is_not_a_cluster_of_the_user_is_refused(
     server: LabServer, cluster: str, tmp_path: Path
 ) -> None:
     yaml = "jobs:\n  a:\n    ssh:\n      remoteHost: 10.77.0.250\n    steps:\n      - run: true\n"
-    code, _, run = run_workflow(server, tmp_path, "elsewhere", yaml)
+    code, _, run = server.run_workflow("alice", tmp_path, "elsewhere", yaml)
     assert code == 1
     assert "not a cluster alice can log in to" in run["jobs"][0]["steps"][0]["reason"], run
 

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.anyio
 
 # Path parameter values naming acme's objects, by path prefix (first match wins).
 SAMPLES: list[tuple[str, dict[str, str]]] = [
-    ("/api/orgs/", {"name": "acme"}),
+    ("/api/orgs/", {"name": "acme", "key": "orgVariable"}),
     ("/api/users/", {"username": "bob"}),
     ("/api/groups/", {"name": "team", "username": "bob"}),
     ("/api/resources/", {"owner": "alice", "name": "desk", "group": "team"}),
@@ -28,7 +28,7 @@ SAMPLES: list[tuple[str, dict[str, str]]] = [
     ("/api/clusters/", {"owner": "alice", "name": "hpc", "job": "1"}),
     ("/api/cloud-accounts/", {"name": "lab"}),
     ("/api/workflows/", {"owner": "alice", "name": "flow", "version": "1"}),
-    ("/api/runs/", {"run_id": "1"}),
+    ("/api/runs/", {"ref": "alice.flow.00001"}),
 ]
 
 
@@ -154,6 +154,12 @@ async def acme(api: Api) -> dict[str, str]:
         headers=alice,
     )
     assert flow.status_code == 201, flow.text
+    run = await api.client.post("/api/workflows/alice/flow/runs", json={}, headers=alice)
+    assert run.status_code == 201 and run.json()["slug"] == "alice.flow.00001", run.text
+    variable = await api.client.put(
+        "/api/orgs/acme/variables/orgVariable", json={"value": "hi"}, headers=alice
+    )
+    assert variable.status_code == 200, variable.text
     public = (
         Ed25519PrivateKey.generate()
         .public_key()

@@ -5,133 +5,26 @@ matrices, cancel, and a worker that dies in the middle of a run."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlmodel import col, select
+from workflow_lab import Lab
 
 from corral_core.db import utcnow
-from corral_core.identity.models import User
 from corral_core.identity.names import ResourceRef
-from corral_core.identity.roles import Principal
-from corral_core.migrations import upgrade
-from corral_core.plugins import load_kernel
-from corral_core.runtime import Runtime
-from corral_core.testing import ADMIN_PASSWORD, TestDeployment
-from corral_core.workflows.engine import RunEngine
-from corral_core.workflows.executors import WorkspaceExecutor
-from corral_core.workflows.models import RunJob, RunLogLine, RunStep, WorkflowRun
-from corral_core.workflows.runs import RunService
-from corral_sdk.errors import Invalid
+from corral_core.testing import git_repository
+from corral_core.workflows.models import WorkflowRun
+from corral_sdk.errors import Invalid, ProviderError
 from corral_sdk.wire import WorkflowCreate
 
 pytestmark = pytest.mark.anyio
 EXAMPLES = Path(__file__).parent / "workflows"
-
-
-@dataclass
-class Finished:
-    run: WorkflowRun
-    jobs: dict[str, RunJob]
-    steps: dict[str, list[RunStep]]
-    lines: list[str]
-
-    def printed(self, job: str) -> list[str]:
-        """What the job's steps printed (not the engine's own lines, which start with '[')."""
-        return [line for line in self.job_lines(job) if not line.startswith("[")]
-
-    def job_lines(self, job: str) -> list[str]:
-        return [line for line in self.lines if line.startswith(f"{job}\t")] and [
-            line.split("\t", 1)[1] for line in self.lines if line.startswith(f"{job}\t")
-        ]
-
-
-class Lab:
-    def __init__(self, runtime: Runtime, principal: Principal, root: Path) -> None:
-        self.runtime = runtime
-        self.principal = principal
-        self.root = root
-        self.executors: dict[str, WorkspaceExecutor] = {}
-        self.runs = RunService(runtime.db, runtime.workflows, runtime.secrets, self._enqueue)
-        self.engine = self.new_engine()
-
-    async def _enqueue(self, run_id: int) -> None:
-        return None
-
-    async def executor(self, run: WorkflowRun, target: Any) -> WorkspaceExecutor:
-        if run.username not in self.executors:
-            self.executors[run.username] = WorkspaceExecutor(
-                self.root / run.username, kill_grace=1.0
-            )
-        return self.executors[run.username]
-
-    def new_engine(self) -> RunEngine:
-        return RunEngine(self.runtime.db, self.executor, self._enqueue, self.runtime.secrets)
-
-    async def start(self, yaml: str, inputs: dict[str, Any] | None = None) -> WorkflowRun:
-        name = f"w{uuid.uuid4().hex[:8]}"
-        await self.runtime.workflows.create(self.principal, WorkflowCreate(name=name, yaml=yaml))
-        return await self.runs.start(
-            self.principal, ResourceRef(self.principal.username, name), inputs or {}
-        )
-
-    async def finish(self, run_id: int, timeout: float = 60) -> Finished:
-        deadline = time.monotonic() + timeout
-        while not await self.engine.tick(run_id, budget=2):
-            assert time.monotonic() < deadline, "the run did not finish"
-            await asyncio.sleep(0)
-        return await self.result(run_id)
-
-    async def result(self, run_id: int) -> Finished:
-        async with self.runtime.db.session() as session:
-            run = await session.get(WorkflowRun, run_id)
-            assert run is not None
-            jobs = list(await session.exec(select(RunJob).where(col(RunJob.run_id) == run_id)))
-            steps = list(
-                await session.exec(
-                    select(RunStep)
-                    .where(col(RunStep.run_id) == run_id)
-                    .order_by(col(RunStep.run_job_id), col(RunStep.position))
-                )
-            )
-            lines = list(
-                await session.exec(
-                    select(RunLogLine)
-                    .where(col(RunLogLine.run_id) == run_id)
-                    .order_by(col(RunLogLine.offset))
-                )
-            )
-        by_id = {j.id: j.name for j in jobs}
-        grouped: dict[str, list[RunStep]] = {}
-        for step in steps:
-            grouped.setdefault(by_id[step.run_job_id], []).append(step)
-        assert [line.offset for line in lines] == list(range(len(lines)))
-        return Finished(
-            run, {j.name: j for j in jobs}, grouped, [f"{x.job}\t{x.line}" for x in lines]
-        )
-
-    async def run(self, yaml: str, inputs: dict[str, Any] | None = None) -> Finished:
-        return await self.finish((await self.start(yaml, inputs)).id or 0)
-
-
-@pytest.fixture
-async def lab(deployment: TestDeployment, tmp_path: Path) -> AsyncIterator[Lab]:
-    runtime = Runtime(deployment.settings(), load_kernel(), "all")
-    upgrade(runtime.db)
-    await runtime.identity.bootstrap("default", "root", ADMIN_PASSWORD)
-    async with runtime.db.session() as session:
-        user = (await session.exec(select(User).where(col(User.username) == "root"))).one()
-    principal = await runtime.authn.principal(user)
-    try:
-        yield Lab(runtime, principal, tmp_path / "workspaces")
-    finally:
-        await runtime.close()
 
 
 def example(name: str) -> str:
@@ -325,3 +218,340 @@ on:
     assert done.run.status == "completed" and done.printed("main") == ["matched"]
     assert done.run.inputs == {"secret": "********"}
     assert "hunter2" not in done.run.secret_inputs
+
+
+# --- uses: actions and sub-workflows (spec §4.6, §8) ---------------------------------------------
+
+
+def _repository(root: Path) -> Path:
+    """A git repository with a branch ``main``: README, utils/, platforms/, other/."""
+    files = ("utils/a.sh", "platforms/b.txt", "other/c.txt", "README.md")
+    return git_repository(root / "repo", {path: path + "\n" for path in files})
+
+
+async def test_checkout_puts_the_repository_in_the_run_directory(lab: Lab, tmp_path: Path) -> None:
+    repo = _repository(tmp_path)
+    yaml = f"""
+jobs:
+  main:
+    steps:
+      - uses: parallelworks/checkout
+        with:
+          repo: {repo}
+          branch: main
+      - run: ls
+      - uses: parallelworks/checkout
+        with:
+          repo: {repo}
+          branch: main
+          path: ~/sparse
+          sparse_checkout:
+            - utils
+            - platforms
+      - run: ls ~/sparse
+"""
+    done = await lab.run(yaml)
+    assert done.run.status == "completed", done.lines
+    printed = done.printed("main")
+    assert printed[printed.index("README.md") : printed.index("README.md") + 4] == [
+        "README.md", "other", "platforms", "utils"
+    ]  # fmt: skip
+    assert printed[-2:] == ["platforms", "utils"]
+    assert any(line.startswith("checked out ") for line in printed)
+
+
+async def test_checkout_with_bad_inputs_fails_the_step_naming_the_field(lab: Lab) -> None:
+    yaml = """
+jobs:
+  main:
+    steps:
+      - uses: parallelworks/checkout
+        with:
+          repo: /nowhere
+          colour: blue
+"""
+    done = await lab.run(yaml)
+    assert done.run.status == "error"
+    step = done.steps["main"][0]
+    assert step.status == "error" and "with" in step.reason and "colour" in step.reason
+    missing = await lab.run(yaml.replace("          colour: blue\n", ""))
+    assert "branch" in missing.steps["main"][0].reason
+    absent = await lab.run(yaml.replace("colour: blue", "branch: main"))
+    assert absent.steps["main"][0].status == "error"
+    assert "checkout of /nowhere (main) failed" in absent.steps["main"][0].reason
+
+
+async def test_an_action_nobody_installed_is_an_error(lab: Lab) -> None:
+    done = await lab.run("jobs:\n  main:\n    steps:\n      - uses: corral/teleport\n")
+    assert done.run.status == "error"
+    assert "no action 'teleport' is installed" in done.steps["main"][0].reason
+
+
+async def test_cancel_jobs_cancels_the_named_job_and_the_rest_go_on(lab: Lab) -> None:
+    yaml = """
+permissions:
+  - '*'
+jobs:
+  main:
+    steps:
+      - run: sleep 1
+      - uses: parallelworks/cancel-jobs
+        with:
+          jobs:
+            - j1
+  j1:
+    steps:
+      - run: sleep 200
+        early-cancel: any-job-failed
+        cleanup: echo j1 cleaned up
+  j2:
+    steps:
+      - run: sleep 3; echo j2 done
+        early-cancel: any-job-failed
+"""
+    started = time.monotonic()
+    done = await lab.run(yaml)
+    assert time.monotonic() - started < 30
+    assert {name: job.status for name, job in done.jobs.items()} == {
+        "main": "completed", "j1": "canceled", "j2": "completed"
+    }  # fmt: skip
+    assert done.run.status == "completed"
+    assert "j2 done" in done.printed("j2")
+    assert "j1 cleaned up" in done.printed("j1")
+    assert "canceled j1" in done.printed("main")
+
+
+async def test_cancel_jobs_of_another_run_needs_its_number(lab: Lab) -> None:
+    target = await lab.start("jobs:\n  long:\n    steps:\n      - run: sleep 200\n")
+    await lab.engine.tick(target.id or 0, budget=0.5)
+    workflow = target.slug.split(".")[1]
+    yaml = f"""
+jobs:
+  main:
+    steps:
+      - uses: parallelworks/cancel-jobs
+        with:
+          workflow: {workflow}
+"""
+    refused = await lab.run(yaml)
+    assert "with.run" in refused.steps["main"][0].reason
+    done = await lab.run(yaml + "          run: 1\n")
+    assert done.run.status == "completed", done.lines
+    other = await lab.finish(target.id or 0)
+    assert other.jobs["long"].status == "canceled"
+
+
+async def test_a_sub_workflow_runs_with_its_inputs_and_hands_back_outputs(lab: Lab) -> None:
+    await lab.create(
+        "greeter",
+        """
+on:
+  execute:
+    inputs:
+      who:
+        type: string
+      times:
+        type: number
+        optional: true
+jobs:
+  greet:
+    steps:
+      - run: |
+          echo hello ${{ inputs.who }}
+          echo greeting=hi-${{ inputs.who }} >> $OUTPUTS
+""",
+    )
+    done = await lab.run(
+        """
+jobs:
+  main:
+    steps:
+      - id: call
+        uses: workflow/greeter
+        with:
+          who: world
+      - run: echo got ${{ needs.main.steps.call.outputs.greeting }}
+"""
+    )
+    assert done.run.status == "completed", done.lines
+    printed = done.printed("main")
+    assert "got hi-world" in printed
+    assert any("[greeter/greet] hello world" in line for line in done.job_lines("main"))
+    async with lab.runtime.db.session() as session:
+        child = (
+            await session.exec(
+                select(WorkflowRun).where(col(WorkflowRun.parent_run_id) == done.run.id)
+            )
+        ).one()
+    assert (child.status, child.depth, child.plan["chain"]) == (
+        "completed", 2, [done.run.plan["workflow"], "greeter"]
+    )  # fmt: skip
+    bad = await lab.run(
+        "jobs:\n  main:\n    steps:\n      - uses: workflow/greeter\n"
+        "        with:\n          times: lots\n"
+    )
+    assert bad.run.status == "error" and "times" in bad.steps["main"][0].reason
+
+
+async def test_recursion_and_depth_are_refused_before_the_run_starts(lab: Lab) -> None:
+    def calling(name: str) -> str:
+        return f"jobs:\n  main:\n    steps:\n      - uses: workflow/{name}\n"
+
+    await lab.create("ping", calling("pong"))
+    await lab.create("pong", calling("ping"))
+    with pytest.raises(Invalid, match="ping → pong → ping calls ping again"):
+        await lab.runs.start(lab.principal, ResourceRef(lab.principal.username, "ping"), {})
+    # five layers run, six do not
+    await lab.create("d5", "jobs:\n  main:\n    steps:\n      - run: echo deepest\n")
+    for level in (4, 3, 2, 1):
+        await lab.create(f"d{level}", calling(f"d{level + 1}"))
+    done = await lab.finish(
+        (await lab.runs.start(lab.principal, ResourceRef(lab.principal.username, "d1"), {})).id or 0
+    )
+    assert done.run.status == "completed"
+    assert any("deepest" in line for line in done.lines)
+    await lab.create("d0", calling("d1"))
+    with pytest.raises(Invalid, match="nest 6 deep"):
+        await lab.runs.start(lab.principal, ResourceRef(lab.principal.username, "d0"), {})
+    async with lab.runtime.db.session() as session:
+        started = list(await session.exec(select(WorkflowRun.slug)))
+    assert not any(".ping." in slug or ".d0." in slug for slug in started)
+
+
+async def test_cancelling_a_run_cancels_its_sub_workflow_and_cancel_jobs_stays_inside(
+    lab: Lab,
+) -> None:
+    await lab.create(
+        "inner",
+        """
+jobs:
+  boss:
+    steps:
+      - run: sleep 1
+      - uses: parallelworks/cancel-jobs
+  slow:
+    steps:
+      - run: sleep 200
+""",
+    )
+    done = await lab.run(
+        """
+jobs:
+  outer:
+    steps:
+      - uses: workflow/inner
+  sibling:
+    steps:
+      - run: sleep 4; echo sibling done
+"""
+    )
+    # cancel-jobs in the sub-workflow cancelled only the sub-workflow's other job
+    assert done.jobs["sibling"].status == "completed"
+    assert done.run.status == "completed", done.lines
+    run = await lab.start("jobs:\n  outer:\n    steps:\n      - uses: workflow/inner\n")
+    await lab.engine.tick(run.id or 0, budget=0.5)
+    await lab.engine.cancel(run.id or 0)
+    cancelled = await lab.finish(run.id or 0)
+    assert cancelled.run.status == "canceled"
+    async with lab.runtime.db.session() as session:
+        child = (
+            await session.exec(select(WorkflowRun).where(col(WorkflowRun.parent_run_id) == run.id))
+        ).one()
+    assert child.status == "canceled"
+
+
+# --- remote workflows: fetched from their repository at every run -------------------------------
+
+
+@pytest.fixture
+def https_git(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, Callable[[str], None]]]:
+    """A real https git server ("dumb" http, static files) on 127.0.0.1 with its own CA, which
+    git trusts through ``GIT_SSL_CAINFO``: the URL of its repository, and a function that
+    commits a new ``flows/hello.yaml`` and publishes it."""
+    import functools
+    import http.server
+    import ssl
+    import subprocess
+    import threading
+
+    work = git_repository(tmp_path / "work", {"flows/hello.yaml": _hello("v1")})
+    served = tmp_path / "served"
+    served.mkdir()
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(served / "repo.git")],
+                   check=True)  # fmt: skip
+    subprocess.run(["git", "update-server-info"], cwd=served / "repo.git", check=True)
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(served))
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("GIT_SSL_CAINFO", str(cert))
+
+    def publish(text: str) -> None:
+        (work / "flows" / "hello.yaml").write_text(text)
+        env = {**os.environ, "HOME": str(work), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x",
+               "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x"}  # fmt: skip
+        bare = served / "repo.git"
+        subprocess.run(["git", "commit", "-qam", "next"], cwd=work, env=env, check=True)
+        subprocess.run(["git", "push", "-q", str(bare), "main"], cwd=work, env=env, check=True)
+        subprocess.run(["git", "update-server-info"], cwd=bare, check=True)
+
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}/repo.git", publish
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _hello(version: str) -> str:
+    return f"jobs:\n  main:\n    steps:\n      - run: echo hello {version}\n"
+
+
+async def test_a_remote_workflow_runs_what_its_repository_holds_at_each_run(
+    lab: Lab, https_git: tuple[str, Callable[[str], None]]
+) -> None:
+    url, publish = https_git
+    await lab.runtime.workflows.create(
+        lab.principal,
+        WorkflowCreate(name="far", source="remote", url=url, path="flows/hello.yaml"),
+    )
+    ref = ResourceRef(lab.principal.username, "far")
+    first = await lab.finish((await lab.runs.start(lab.principal, ref, {})).id or 0)
+    assert first.run.status == "completed" and first.printed("main") == ["hello v1"]
+    assert first.run.version == 0 and "hello v1" in first.run.yaml
+    commit = first.run.plan["commit"]
+    assert len(commit) == 40 and any(f"fetched at {commit}" in line for line in first.lines)
+
+    await asyncio.to_thread(publish, _hello("v2"))
+    second = await lab.finish((await lab.runs.start(lab.principal, ref, {})).id or 0)
+    assert second.printed("main") == ["hello v2"]
+
+    await lab.runtime.workflows.create(
+        lab.principal,
+        WorkflowCreate(name="nofile", source="remote", url=url, path="flows/missing.yaml"),
+    )
+    with pytest.raises(Invalid, match=r"flows/missing\.yaml is not in"):
+        await lab.runs.start(lab.principal, ResourceRef(lab.principal.username, "nofile"), {})
+    await lab.runtime.workflows.create(
+        lab.principal,
+        WorkflowCreate(name="gone", source="remote", url=url.replace("repo", "nothing")),
+    )
+    with pytest.raises(ProviderError, match="cannot fetch HEAD from"):
+        await lab.runs.start(lab.principal, ResourceRef(lab.principal.username, "gone"), {})

@@ -66,6 +66,8 @@ class _Shutdown:
             self.server.force_exit = True
         self.requested.set()
         if self.server is not None:
+            # uvicorn waits for responses in progress: end the log streams, which never would
+            self.server.config.app.state.closing.set()
             self.server.should_exit = True
 
     def serve_http(

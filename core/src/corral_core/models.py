@@ -30,6 +30,7 @@ from corral_core.workflows.models import (
     WorkflowRun,
     WorkflowVersion,
 )
+from corral_core.workflows.variables import OrgVariable
 
 __all__ = [
     "AuditRecord",
@@ -46,6 +47,7 @@ __all__ = [
     "HostKey",
     "Lease",
     "Org",
+    "OrgVariable",
     "ProvisionStep",
     "Resource",
     "RunJob",

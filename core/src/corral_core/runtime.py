@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 import uuid
+from typing import Any
 
 from corral_core.audit.service import AuditLog
 from corral_core.clusters.accounts import CloudAccounts
@@ -24,6 +25,7 @@ from corral_core.db import Database
 from corral_core.events.bus import EventLog, InProcessPubSub, PubSub, RedisPubSub
 from corral_core.events.dispatch import deliver_events_to_plugins
 from corral_core.identity.authn import Authenticator
+from corral_core.identity.names import ResourceRef
 from corral_core.identity.service import IdentityService
 from corral_core.leases import try_acquire_lease
 from corral_core.migrations import current_revision, head_revision
@@ -33,14 +35,17 @@ from corral_core.resources.models import Resource
 from corral_core.resources.reconciler import ResourceReconciler
 from corral_core.resources.service import ResourceService
 from corral_core.secrets import SecretBox
+from corral_core.sessions.service import RunSessions
 from corral_core.settings import Settings
 from corral_core.ssh import HostKeyStore, SSHPool
 from corral_core.tasks import TaskQueue
 from corral_core.workflows.engine import RunEngine
-from corral_core.workflows.runs import RunService
+from corral_core.workflows.models import RunStep, WorkflowRun
+from corral_core.workflows.runs import Parent, RunService
 from corral_core.workflows.service import WorkflowService
 from corral_core.workflows.spec import WORKFLOW_KIND, WorkflowReconciler
 from corral_core.workflows.targets import StepTargets
+from corral_core.workflows.variables import OrgVariableService
 from corral_sdk.errors import CorralError
 
 __all__ = ["PROCESSES", "Runtime"]
@@ -118,8 +123,18 @@ class Runtime:
         self.targets = StepTargets(
             settings.data_path / "workspaces", self.clusters, self.access, self.authn
         )
+        self.org_variables = OrgVariableService(self.db, self.identity)
+        self.run_sessions = RunSessions(self.db, self.resources)
         self.runs = RunService(self.db, self.workflows, self.secrets, self._enqueue_run)
-        self.engine = RunEngine(self.db, self.targets.executor_for, self._enqueue_run, self.secrets)
+        self.engine = RunEngine(
+            self.db,
+            self.targets.executor_for,
+            self._enqueue_run,
+            self.secrets,
+            actions=kernel.workflow_actions().get,
+            start_subrun=self._start_subrun,
+            sessions=self.run_sessions,
+        )
         self.tasks.actor(RECONCILE_ACTOR, self.reconciler.reconcile)
         self.tasks.actor(DELIVER_EVENTS_ACTOR, self._deliver_events)
         self.tasks.actor(CLUSTER_NODES_ACTOR, self._work_nodes)
@@ -155,6 +170,21 @@ class Runtime:
 
     async def _enqueue_run(self, run_id: int) -> None:
         await self.tasks.send(WORKFLOW_RUNS_ACTOR, run_id)
+
+    async def _start_subrun(
+        self, parent: WorkflowRun, step: RunStep, name: str, inputs: dict[str, Any]
+    ) -> int:
+        """The run of a step's ``uses: workflow/<name>``: the user's own workflow, as them."""
+        principal = await self.targets.principal(parent.username)
+        run = await self.runs.start(
+            principal,
+            ResourceRef(principal.username, name),
+            inputs,
+            resolve=self.targets.resolver(principal),
+            parent=Parent(parent, step),
+        )
+        assert run.id is not None
+        return run.id
 
     async def _tick_run(self, run_id: int) -> None:
         """Advance a workflow run (it enqueues itself again until it is finished)."""
@@ -198,6 +228,7 @@ class Runtime:
         due = await self.reconciler.due()
         for resource_id in due:
             await self._enqueue(resource_id)
+        await self.run_sessions.remove_ended()
         runs = await self.engine.due()
         for run_id in runs:
             await self._enqueue_run(run_id)

@@ -36,6 +36,7 @@ __all__ = [
     "TestDeployment",
     "api_key",
     "free_port",
+    "git_repository",
     "install_distribution",
     "test_mode",
 ]
@@ -182,6 +183,26 @@ class CorralProcess:
                 self.kill()
         self._log.close()
         return self.proc.returncode
+
+
+def git_repository(path: Path, files: Mapping[str, str], branch: str = "main") -> Path:
+    """A git repository at ``path`` with one commit of ``files`` (path: text) on ``branch``:
+    what the checkout action fetches in tests (nothing here reaches a network)."""
+    path.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(text)
+    author = {"GIT_AUTHOR_NAME": "Corral tests", "GIT_AUTHOR_EMAIL": "tests@corral.invalid"}
+    env = {
+        **author,
+        "GIT_COMMITTER_NAME": author["GIT_AUTHOR_NAME"],
+        "GIT_COMMITTER_EMAIL": author["GIT_AUTHOR_EMAIL"],
+        "HOME": str(path),
+        "PATH": os.environ.get("PATH", os.defpath),
+    }
+    for command in (["init", "-q", "-b", branch], ["add", "."], ["commit", "-q", "-m", "first"]):
+        subprocess.run(["git", *command], cwd=path, env=env, check=True, capture_output=True)
+    return path
 
 
 def api_key(base_url: str, username: str = ADMIN_USERNAME, password: str = ADMIN_PASSWORD) -> str:

@@ -47,6 +47,8 @@ __all__ = [
     "OrgAdmin",
     "OrgCreate",
     "OrgInfo",
+    "OrgVariableInfo",
+    "OrgVariableSet",
     "Page",
     "PartitionInfo",
     "PluginInfo",
@@ -57,9 +59,13 @@ __all__ = [
     "ResourceInfo",
     "ResourceList",
     "ResourceUpdate",
+    "RunClean",
+    "RunCleaned",
+    "RunError",
     "RunInfo",
     "RunJobInfo",
     "RunList",
+    "RunLogEnd",
     "RunLogLineInfo",
     "RunLogs",
     "RunStart",
@@ -219,6 +225,20 @@ class OrgInfo(msgspec.Struct, frozen=True, kw_only=True):
     seats: int
     managed_by: str | None = None
     created_at: datetime
+
+
+class OrgVariableSet(_Request, frozen=True, kw_only=True):
+    value: str
+    """At most 64 KiB; workflows read it as ``${{ org.<key> }}``."""
+
+
+class OrgVariableInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """An organization workflow variable (``org.<key>`` in workflows)."""
+
+    key: str
+    value: str
+    updated_by: str
+    updated_at: datetime
 
 
 class UserCreate(_Request, frozen=True, kw_only=True):
@@ -820,3 +840,47 @@ class RunLogs(msgspec.Struct, frozen=True, kw_only=True):
     next_offset: int
     status: str
     finished: bool
+
+
+class RunLogEnd(msgspec.Struct, frozen=True, kw_only=True):
+    """The last event (``event: end``) of ``GET /api/runs/{ref}/logs/stream``: the run is
+    finished and every line was sent."""
+
+    status: str
+    reason: str = ""
+    next_offset: int
+    """The offset after the last line of the run's log."""
+
+
+class RunError(msgspec.Struct, frozen=True, kw_only=True):
+    """A failed step (or a job, or the run, that failed without a failed step) with the end of
+    its log (``GET /api/runs/{ref}/errors``)."""
+
+    job: str
+    """The job's name (a matrix instance's included); empty for the run itself."""
+    step: int | None = None
+    """The step's index in its job; None for a job or the run."""
+    name: str = ""
+    kind: str = ""
+    """``step``, ``cleanup``, ``job`` or ``run``."""
+    status: str
+    exit_status: int | None = None
+    reason: str = ""
+    log_tail: list[str] = msgspec.field(default_factory=list)
+
+
+class RunClean(_Request, frozen=True, kw_only=True):
+    """Delete your finished runs matching every filter given (at least one)."""
+
+    older_than_days: Annotated[int, msgspec.Meta(ge=0, le=36500)] | None = None
+    """Runs created more than this many days ago."""
+    slugs: Annotated[list[Annotated[str, msgspec.Meta(max_length=255)]],
+                     msgspec.Meta(max_length=1000)] | None = None  # fmt: skip
+    status: Literal["completed", "error", "canceled"] | None = None
+
+
+class RunCleaned(msgspec.Struct, frozen=True, kw_only=True):
+    deleted: list[str]
+    """The slugs of the runs deleted."""
+    skipped: list[str] = msgspec.field(default_factory=list)
+    """Slugs named in ``slugs`` that were not deleted: unfinished, unknown or not yours."""

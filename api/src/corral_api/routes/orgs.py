@@ -11,6 +11,7 @@ from corral_api.params import Limit, Offset
 from corral_api.security import Caller, RuntimeDep
 from corral_core.identity.models import Group, Org, User
 from corral_core.identity.service import UserSummary
+from corral_core.workflows.variables import OrgVariable
 from corral_sdk.wire import (
     GroupCreate,
     GroupInfo,
@@ -18,6 +19,8 @@ from corral_sdk.wire import (
     GroupUpdate,
     OrgCreate,
     OrgInfo,
+    OrgVariableInfo,
+    OrgVariableSet,
     UserCreate,
     UserInfo,
     UserList,
@@ -38,6 +41,15 @@ def org_info(org: Org, managers: dict[int, str]) -> OrgInfo:
         seats=org.seats,
         managed_by=managers.get(org.managed_by) if org.managed_by else None,
         created_at=org.created_at,
+    )
+
+
+def variable_info(variable: OrgVariable) -> OrgVariableInfo:
+    return OrgVariableInfo(
+        key=variable.key,
+        value=variable.value,
+        updated_by=variable.updated_by,
+        updated_at=variable.updated_at,
     )
 
 
@@ -107,6 +119,42 @@ class OrgController(Controller):
         runtime: RuntimeDep,
     ) -> None:
         await runtime.identity.delete_org(principal, name, confirm)
+
+    @get(
+        "/{name:str}/variables",
+        summary="An organization's workflow variables, org.<key> in workflows "
+        "(org:admin or org:settings)",
+    )
+    async def list_variables(
+        self, name: FromPath[str], principal: Caller, runtime: RuntimeDep
+    ) -> list[OrgVariableInfo]:
+        variables = await runtime.org_variables.list_variables(principal, name)
+        return [variable_info(v) for v in variables]
+
+    @put(
+        "/{name:str}/variables/{key:str}",
+        summary="Set a workflow variable (org:admin or org:settings); the next run sees it",
+    )
+    async def set_variable(
+        self,
+        name: FromPath[str],
+        key: FromPath[str],
+        data: JSONBody[OrgVariableSet],
+        principal: Caller,
+        runtime: RuntimeDep,
+    ) -> OrgVariableInfo:
+        variable = await runtime.org_variables.set_variable(principal, name, key, data.value)
+        return variable_info(variable)
+
+    @delete(
+        "/{name:str}/variables/{key:str}",
+        summary="Delete a workflow variable (org:admin or org:settings)",
+        status_code=204,
+    )
+    async def delete_variable(
+        self, name: FromPath[str], key: FromPath[str], principal: Caller, runtime: RuntimeDep
+    ) -> None:
+        await runtime.org_variables.delete_variable(principal, name, key)
 
 
 class UserController(Controller):

@@ -1,22 +1,41 @@
-"""Workflow runs: start one, list a workflow's, read the run graph and the log from an offset,
-cancel."""
+"""Workflow runs: start one, list a workflow's or all of yours, read the run graph, the log (from
+an offset, filtered, or streamed as Server-Sent Events) and the failures, cancel, run again,
+clean up. A run is named by its id or its slug (``alice.flow.00001``) alike."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal, TypeAlias
 
-from litestar import Controller, get, post
-from litestar.params import FromPath, JSONBody, QueryParameter
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.params import FromPath, HeaderParameter, JSONBody, PathParameter, QueryParameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
 from sqlmodel import col, func, select
 
-from corral_api.params import Limit, Offset, RowId
+from corral_api.params import MAX_OFFSET, Limit, Offset
 from corral_api.security import Caller, RuntimeDep
+from corral_core.db import Database
 from corral_core.identity.names import ResourceRef
 from corral_core.workflows.models import RunJob, RunLogLine, RunStep, WorkflowRun
+from corral_core.workflows.run_logs import (
+    MAX_LOG_LINES,
+    LogFilter,
+    failures,
+    read_lines,
+    resolve_step,
+)
+from corral_sdk.errors import Invalid
 from corral_sdk.wire import (
+    RunClean,
+    RunCleaned,
+    RunError,
     RunInfo,
     RunJobInfo,
     RunList,
+    RunLogEnd,
     RunLogLineInfo,
     RunLogs,
     RunStart,
@@ -25,7 +44,26 @@ from corral_sdk.wire import (
 
 __all__ = ["RunController", "WorkflowRunController", "run_info"]
 
-MAX_LOG_LINES = 5000
+RunRef: TypeAlias = Annotated[
+    str,
+    PathParameter(
+        min_length=1, max_length=255, description="the run's id or slug (alice.flow.00001)"
+    ),
+]
+JobName: TypeAlias = Annotated[
+    str | None, QueryParameter(max_length=255, description="only this job's lines")
+]
+StepName: TypeAlias = Annotated[
+    str | None,
+    QueryParameter(
+        max_length=255, description="only this step's lines (its name or index); needs job"
+    ),
+]
+STREAM_POLL_SECONDS = 0.25
+"""How often a log stream looks for new lines while there are none."""
+STREAM_BATCH = 500
+STREAM_KEEPALIVE_SECONDS = 15.0
+"""An idle stream sends a comment this often, so proxies keep the connection open."""
 
 
 def run_info(
@@ -143,47 +181,196 @@ class RunController(Controller):
     path = "/api/runs"
     tags = ["workflows"]
 
-    @get("/{run_id:int}", summary="A run with its jobs and steps (status and timing)")
-    async def get_run(self, run_id: RowId, principal: Caller, runtime: RuntimeDep) -> RunInfo:
-        run = await runtime.runs.get(principal, run_id)
+    @get("/", summary="Your runs of every workflow, newest first")
+    async def list_all_runs(
+        self,
+        principal: Caller,
+        runtime: RuntimeDep,
+        status: Annotated[
+            Literal["queued", "running", "completed", "error", "canceled"] | None,
+            QueryParameter(description="only runs with this status"),
+        ] = None,
+        workflow: Annotated[
+            str | None,
+            QueryParameter(max_length=600, description="only runs of this workflow (name)"),
+        ] = None,
+        search: Annotated[
+            str | None,
+            QueryParameter(
+                max_length=255, description="a part of the workflow's name or the run's slug"
+            ),
+        ] = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> RunList:
+        rows, total = await runtime.runs.list_runs(
+            principal, status=status, workflow=workflow, search=search, limit=limit,
+            offset=offset,
+        )  # fmt: skip
+        return RunList(
+            items=[run_info(run, uri) for run, uri in rows], total=total, limit=limit, offset=offset
+        )
+
+    @post("/clean", summary="Delete your finished runs matching every filter given",
+          status_code=200)  # fmt: skip
+    async def clean_runs(
+        self, data: JSONBody[RunClean], principal: Caller, runtime: RuntimeDep
+    ) -> RunCleaned:
+        deleted = await runtime.runs.clean(
+            principal, older_than_days=data.older_than_days, slugs=data.slugs, status=data.status
+        )
+        gone = set(deleted)
+        return RunCleaned(
+            deleted=deleted,
+            skipped=sorted({slug for slug in data.slugs or [] if slug not in gone}),
+        )
+
+    @get("/{ref:str}", summary="A run with its jobs and steps (status and timing)")
+    async def get_run(self, ref: RunRef, principal: Caller, runtime: RuntimeDep) -> RunInfo:
+        run = await runtime.runs.find(principal, ref)
         jobs, steps = await runtime.runs.graph(run)
         return run_info(run, _workflow_uri(run), jobs, steps)
 
-    @post("/{run_id:int}/cancel", summary="Cancel a run (its cleanups still run)",
+    @post("/{ref:str}/cancel", summary="Cancel a run (its cleanups still run)",
           status_code=202)  # fmt: skip
-    async def cancel_run(self, run_id: RowId, principal: Caller, runtime: RuntimeDep) -> RunInfo:
-        run = await runtime.runs.get(principal, run_id)
+    async def cancel_run(self, ref: RunRef, principal: Caller, runtime: RuntimeDep) -> RunInfo:
+        run = await runtime.runs.find(principal, ref)
         await runtime.engine.cancel(run.id or 0)
-        return run_info(await runtime.runs.get(principal, run_id), _workflow_uri(run))
+        return run_info(await runtime.runs.find(principal, ref), _workflow_uri(run))
 
-    @get("/{run_id:int}/logs", summary="The run's log from an offset (every line once, in order)")
+    @post("/{ref:str}/rerun", summary="Run a run's workflow again: same YAML, version and inputs",
+          status_code=201)  # fmt: skip
+    async def rerun(self, ref: RunRef, principal: Caller, runtime: RuntimeDep) -> RunInfo:
+        run = await runtime.runs.rerun(principal, ref)
+        return run_info(run, _workflow_uri(run))
+
+    @get("/{ref:str}/logs", summary="The run's log from an offset (every line once, in order)")
     async def run_logs(
         self,
-        run_id: RowId,
+        ref: RunRef,
         principal: Caller,
         runtime: RuntimeDep,
         offset: Offset = 0,
         limit: Annotated[int, QueryParameter(name="limit", ge=1, le=MAX_LOG_LINES)] = 1000,
-        job: Annotated[str | None, QueryParameter(name="job", max_length=255)] = None,
+        job: JobName = None,
+        step: StepName = None,
+        failed: Annotated[
+            bool, QueryParameter(description="only the lines of steps that ended error")
+        ] = False,
+        tail: Annotated[
+            int,
+            QueryParameter(
+                ge=0, le=MAX_LOG_LINES, description="only the last N lines of each step (0: all)"
+            ),
+        ] = 0,
     ) -> RunLogs:
-        run = await runtime.runs.get(principal, run_id)
-        query: Any = (
-            select(RunLogLine)
-            .where(col(RunLogLine.run_id) == run.id)
-            .where(col(RunLogLine.offset) >= offset)
+        run = await runtime.runs.find(principal, ref)
+        where = LogFilter(
+            job=job or None,
+            step=await resolve_step(runtime.db, run, job, step) if step else None,
+            failed=failed,
+            tail=tail,
         )
-        if job:
-            query = query.where(col(RunLogLine.job) == job)
-        async with runtime.db.session() as session:
-            rows = list(await session.exec(query.order_by(col(RunLogLine.offset)).limit(limit)))
+        rows = await read_lines(runtime.db, run, offset, limit, where)
         next_offset = rows[-1].offset + 1 if rows else offset
         return RunLogs(
-            lines=[
-                RunLogLineInfo(offset=r.offset, job=r.job, step=r.step, at=r.at, line=r.line)
-                for r in rows
-            ],
+            lines=[_line(r) for r in rows],
             next_offset=next_offset,
             status=run.status,
             finished=run.finished
-            and (next_offset >= run.log_count or (job is not None and len(rows) < limit)),
+            and (next_offset >= run.log_count or (where.narrowed and len(rows) < limit)),
         )
+
+    @get("/{ref:str}/logs/stream", summary="The run's log as Server-Sent Events, as it is written")
+    async def stream_logs(
+        self,
+        ref: RunRef,
+        principal: Caller,
+        runtime: RuntimeDep,
+        request: Request[Any, Any, Any],
+        offset: Offset = 0,
+        job: JobName = None,
+        step: StepName = None,
+        last_event_id: Annotated[
+            str | None,
+            HeaderParameter(
+                name="Last-Event-ID",
+                max_length=20,
+                description="the id of the last event received: resume after it",
+            ),
+        ] = None,
+    ) -> ServerSentEvent:
+        """Each line is an event whose ``id`` is its offset + 1 and whose data is the line as
+        JSON (:class:`RunLogLineInfo`); reconnecting with ``Last-Event-ID`` (or ``offset``)
+        loses and repeats none. When the run is finished and every line was sent, a last event
+        ``end`` carries :class:`RunLogEnd`."""
+        run = await runtime.runs.find(principal, ref)
+        where = LogFilter(
+            job=job or None,
+            step=await resolve_step(runtime.db, run, job, step) if step else None,
+        )
+        start = offset
+        if last_event_id is not None:
+            text = last_event_id.strip()
+            if not (text.isascii() and text.isdigit() and int(text) <= MAX_OFFSET):
+                raise Invalid(
+                    f"Last-Event-ID: {last_event_id!r} is not an event id of this stream",
+                    field="Last-Event-ID",
+                )
+            start = int(text)
+        closing: threading.Event | None = getattr(request.app.state, "closing", None)
+        return ServerSentEvent(_stream(runtime.db, run.id or 0, start, where, closing))
+
+    @get("/{ref:str}/errors", summary="The run's failed steps and jobs with the end of their logs")
+    async def run_errors(
+        self,
+        ref: RunRef,
+        principal: Caller,
+        runtime: RuntimeDep,
+        tail: Annotated[
+            int,
+            QueryParameter(
+                ge=0, le=MAX_LOG_LINES, description="log lines per failure (0: up to 5000)"
+            ),
+        ] = 50,
+    ) -> list[RunError]:
+        run = await runtime.runs.find(principal, ref)
+        jobs, steps = await runtime.runs.graph(run)
+        return await failures(runtime.db, run, jobs, steps, tail or MAX_LOG_LINES)
+
+
+def _line(row: RunLogLine) -> RunLogLineInfo:
+    return RunLogLineInfo(offset=row.offset, job=row.job, step=row.step, at=row.at, line=row.line)
+
+
+async def _stream(
+    db: Database, run_id: int, offset: int, where: LogFilter, closing: threading.Event | None
+) -> AsyncIterator[ServerSentEventMessage]:
+    """Lines from ``offset`` as they are written, then ``end`` once the run is finished; a
+    client that goes away cancels this (Litestar listens for the disconnect), and a server
+    shutting down (``closing``) ends it so the client reconnects to another one."""
+    idle = 0.0
+    while True:
+        async with db.session() as session:
+            run = await session.get(WorkflowRun, run_id)
+        if run is None:  # deleted meanwhile
+            return
+        rows = await read_lines(db, run, offset, STREAM_BATCH, where)
+        for row in rows:
+            data = msgspec.json.encode(_line(row)).decode()
+            yield ServerSentEventMessage(data=data, id=row.offset + 1)
+        if rows:
+            offset, idle = rows[-1].offset + 1, 0.0
+        if run.finished and len(rows) < STREAM_BATCH:
+            end = RunLogEnd(status=run.status, reason=run.reason,
+                            next_offset=max(offset, run.log_count))  # fmt: skip
+            yield ServerSentEventMessage(data=msgspec.json.encode(end).decode(), event="end")
+            return
+        if closing is not None and closing.is_set():
+            return
+        if not rows:
+            await asyncio.sleep(STREAM_POLL_SECONDS)
+            idle += STREAM_POLL_SECONDS
+            if idle >= STREAM_KEEPALIVE_SECONDS:
+                idle = 0.0
+                yield ServerSentEventMessage(data=None, comment="keep-alive")

@@ -7,7 +7,15 @@ from dataclasses import dataclass
 
 from corral_sdk.errors import Invalid
 
-__all__ = ["GROUP_NAME", "ORG_NAME", "RESOURCE_NAME", "USERNAME", "NameRule", "ResourceRef"]
+__all__ = [
+    "GROUP_NAME",
+    "ORG_NAME",
+    "ORG_VARIABLE_KEY",
+    "RESOURCE_NAME",
+    "USERNAME",
+    "NameRule",
+    "ResourceRef",
+]
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,12 @@ RESOURCE_NAME = NameRule(
     63,
     "lowercase letters, digits and hyphens, starting with a letter and not ending with a "
     "hyphen, 2 to 63 characters, unique among all your resources of every kind",
+)
+ORG_VARIABLE_KEY = NameRule(
+    "organization variable name",
+    re.compile(r"[A-Za-z_][A-Za-z0-9_]*"),
+    128,
+    "letters, digits and underscores, not starting with a digit, at most 128 characters",
 )
 
 

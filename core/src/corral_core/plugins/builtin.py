@@ -1,18 +1,22 @@
 """Corral's built-in plugin: what ships with the kernel, registered through the public hooks.
 
-The kernel dogfoods its own plugin API: the built-in password sign-in is registered here exactly
-as a third-party auth method would be. The tunnel and link session types and the workspace
-executor join it in the issues that build them. It is listed by ``corral plugins ls`` like any
+The kernel dogfoods its own plugin API: the built-in password sign-in and the built-in workflow
+actions are registered here exactly as a third party's would be. The tunnel and link session
+types join them in the issue that builds them. It is listed by ``corral plugins ls`` like any
 other plugin.
 """
 
 from __future__ import annotations
 
-from corral_sdk.features import AuthFeature
+from corral_sdk.features import AuthFeature, WorkflowActionFeature
 from corral_sdk.plugin import hookimpl
-from corral_sdk.records import AuthMethodRecord, ResourceKindRecord
+from corral_sdk.records import AuthMethodRecord, ResourceKindRecord, WorkflowActionRecord
 
-__all__ = ["corral_register_auth_methods", "corral_register_resource_kinds"]
+__all__ = [
+    "corral_register_auth_methods",
+    "corral_register_resource_kinds",
+    "corral_register_workflow_actions",
+]
 
 
 @hookimpl
@@ -31,12 +35,53 @@ def corral_register_auth_methods() -> list[AuthMethodRecord]:
 
 
 @hookimpl
+def corral_register_workflow_actions() -> list[WorkflowActionRecord]:
+    from corral_core.workflows.actions import (
+        CancelJobsInputs,
+        CheckoutInputs,
+        UpdateSessionInputs,
+    )
+
+    return [
+        WorkflowActionRecord(
+            name="checkout",
+            factory="corral_core.workflows.actions:Checkout",
+            config=CheckoutInputs,
+            features=frozenset({WorkflowActionFeature.NEEDS_TARGET}),
+            docs="Check out a branch, tag or commit of a git repository where the step runs "
+            "(optionally only some paths), into the run's directory or `path`.",
+        ),
+        WorkflowActionRecord(
+            name="cancel-jobs",
+            factory="corral_core.workflows.actions:CancelJobs",
+            config=CancelJobsInputs,
+            docs="Cancel jobs of the run the step runs in (a sub-workflow's run inside one), "
+            "or of another run by slug or workflow and run number.",
+        ),
+        WorkflowActionRecord(
+            name="update-session",
+            factory="corral_core.workflows.actions:UpdateSession",
+            config=UpdateSessionInputs,
+            docs="Fill in one of the run's sessions: the app's host and port on a cluster or in "
+            "the workspace (a tunnel), or its URL (a link).",
+        ),
+    ]
+
+
+@hookimpl
 def corral_register_resource_kinds() -> list[ResourceKindRecord]:
     from corral_core.clusters.spec import (
         CLUSTER_KIND,
         CLUSTER_SHARE_LEVELS,
         CLUSTER_STATES,
         ClusterSpec,
+    )
+    from corral_core.sessions.spec import (
+        SESSION_KIND,
+        SESSION_NAME_PATTERN,
+        SESSION_NAME_RULE,
+        SESSION_STATES,
+        SessionSpec,
     )
     from corral_core.workflows.spec import (
         WORKFLOW_KIND,
@@ -58,6 +103,20 @@ def corral_register_resource_kinds() -> list[ResourceKindRecord]:
             docs="A cluster users reach over SSH at its login node, with a Slurm or PBS "
             "scheduler: one they already run (existing), or, with a cloud plugin, one Corral "
             "provisions.",
+        ),
+        ResourceKindRecord(
+            name=SESSION_KIND,
+            factory="corral_core.sessions.service:SessionReconciler",
+            config=SessionSpec,
+            states=SESSION_STATES,
+            initial_state="creating",
+            terminal_states=frozenset({"creating", "running", "failed", "stopped"}),
+            share_levels=("open",),
+            name_pattern=SESSION_NAME_PATTERN,
+            name_max_length=255,
+            name_rule=SESSION_NAME_RULE,
+            docs="An app on a cluster or in the workspace reached through the platform (a "
+            "tunnel), or a link to one elsewhere; a workflow run makes the sessions it declares.",
         ),
         ResourceKindRecord(
             name=WORKFLOW_KIND,

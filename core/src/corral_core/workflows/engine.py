@@ -26,9 +26,9 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from sqlalchemy import or_, update
@@ -39,10 +39,14 @@ from corral_core.secrets import SecretBox
 from corral_core.workflows import expressions
 from corral_core.workflows.durations import format_duration, parse_duration
 from corral_core.workflows.executors import StepExecutor, StepLaunch, StepStatus
-from corral_core.workflows.format import Job, Step, Workflow
+from corral_core.workflows.format import Job, Session, Step, Workflow
 from corral_core.workflows.loader import load
 from corral_core.workflows.models import RunJob, RunLogLine, RunStep, WorkflowRun
-from corral_sdk.errors import CorralError
+from corral_sdk.errors import CorralError, Invalid, NotFound, PermissionDenied
+from corral_sdk.features import WorkflowActionFeature
+from corral_sdk.providers.action import ActionResult, WorkflowAction
+from corral_sdk.records import WorkflowActionRecord
+from corral_sdk.transport import CommandRunner
 
 __all__ = ["LEASE_SECONDS", "TERMINAL", "RunEngine"]
 
@@ -60,6 +64,31 @@ ExecutorFor = Callable[[WorkflowRun, dict[str, Any] | None], Awaitable[StepExecu
 ``ssh`` (``remoteHost``, ``remoteUser``, ``jumpNodeHost``, ``jumpNodeUser``); raises
 ``CorralError`` when the run's user may not reach that host."""
 Enqueue = Callable[[int], Awaitable[None]]
+ActionLookup = Callable[[str], WorkflowActionRecord | None]
+"""The registered action of a name (``checkout``), or ``None``."""
+StartSubRun = Callable[[WorkflowRun, RunStep, str, dict[str, Any]], Awaitable[int]]
+"""Start (or find, when it was started already) the run of ``uses: workflow/<name>`` for a step
+and attempt, with the step's rendered ``with:`` as its inputs; returns the run's id. Raises
+``CorralError`` (recursion, depth, an unknown workflow, a bad input)."""
+
+
+class RunSessionStore(Protocol):
+    """The sessions of runs (:class:`corral_core.sessions.service.RunSessions`)."""
+
+    async def ensure_for_run(
+        self, run: WorkflowRun, declared: Mapping[str, Session | None]
+    ) -> dict[str, str]: ...
+
+    async def update(
+        self, username: str, name: str, changes: Mapping[str, Any], status: str
+    ) -> None: ...
+
+    async def remove_ended(self, run_id: int | None = None) -> int: ...
+
+
+ACTION_NAMESPACES = ("parallelworks/", "corral/")
+ACTION_HANDLE = "action"
+SUBRUN_HANDLE = "run:"
 
 
 def _seconds(value: str | int | None) -> float | None:
@@ -94,6 +123,8 @@ class _Run:
         self.new_steps: list[RunStep] = []
         self.lines: list[RunLogLine] = []
         self._needs: dict[str, Any] | None = None
+        self.actions: dict[int, tuple[asyncio.Task[ActionResult], _ActionContext]] = {}
+        """The actions this tick runs, by step id (a tick ends only once they are done)."""
 
     def log(self, job: str, step: int | None, text: str) -> None:
         for line in text.split("\n"):
@@ -118,10 +149,10 @@ class _Run:
             self._needs = self._collect_needs()
         return {
             "inputs": self.inputs,
-            "org": {},
+            "org": self.row.plan.get("org", {}),
             "matrix": job.matrix,
             "needs": self._needs,
-            "sessions": {},
+            "sessions": self.row.plan.get("sessions", {}),
         }
 
     def _collect_needs(self) -> dict[str, Any]:
@@ -138,14 +169,110 @@ class _Run:
         return needs
 
 
+class _ActionContext:
+    """The :class:`~corral_sdk.providers.action.ActionContext` of one action step."""
+
+    def __init__(
+        self,
+        engine: RunEngine,
+        state: _Run,
+        job: RunJob,
+        step: RunStep,
+        *,
+        step_id: str,
+        workdir: str,
+        env: dict[str, str],
+        runner: CommandRunner | None,
+    ) -> None:
+        self._engine = engine
+        self._state = state
+        self._job = job
+        self._step = step
+        self._step_id = step_id
+        self._workdir = workdir
+        self._env = env
+        self._runner = runner
+        self.outputs: dict[str, str] = {}
+
+    @property
+    def run_id(self) -> str:
+        return str(self._state.row.id)
+
+    @property
+    def job(self) -> str:
+        return self._job.name
+
+    @property
+    def step(self) -> str:
+        return self._step_id
+
+    @property
+    def workdir(self) -> str:
+        return self._workdir
+
+    @property
+    def env(self) -> dict[str, str]:
+        return dict(self._env)
+
+    @property
+    def runner(self) -> CommandRunner | None:
+        return self._runner
+
+    async def log(self, message: str) -> None:
+        self._state.log(self._job.name, self._step.index, message)
+
+    async def set_output(self, name: str, value: str) -> None:
+        self.outputs[name] = str(value)
+
+    async def cancel_jobs(
+        self,
+        jobs: Sequence[str] | None = None,
+        *,
+        slug: str | None = None,
+        workflow: str | None = None,
+        number: int | None = None,
+    ) -> list[str]:
+        if slug is None and workflow is None:
+            return self._engine.cancel_own_jobs(self._state, self._job, jobs)
+        if slug is None:
+            if number is None:
+                raise Invalid("with.run: the run number is required with 'workflow'", field="run")
+            slug = f"{self._state.row.username}.{workflow}.{number:05d}"
+        return await self._engine.cancel_jobs_of(self._state.row.username, slug, jobs)
+
+    async def update_session(self, name: str, changes: Mapping[str, Any], *, status: str) -> None:
+        state = self._state
+        if self._engine.sessions is None:
+            raise Invalid("update-session: sessions are not available here", field="with.name")
+        own = set(state.row.plan.get("sessions", {}).values())
+        if name not in own and "*" not in state.workflow.permissions:
+            raise PermissionDenied(
+                f"update-session: {name!r} is not a session of this run (it declares "
+                f"{', '.join(sorted(own)) or 'none'}; `permissions: ['*']` reaches the others)",
+                reason="not-this-runs-session",
+            )
+        await self._engine.sessions.update(state.row.username, name, changes, status)
+
+
 class RunEngine:
     def __init__(
-        self, db: Database, executor_for: ExecutorFor, enqueue: Enqueue, secrets: SecretBox
+        self,
+        db: Database,
+        executor_for: ExecutorFor,
+        enqueue: Enqueue,
+        secrets: SecretBox,
+        *,
+        actions: ActionLookup | None = None,
+        start_subrun: StartSubRun | None = None,
+        sessions: RunSessionStore | None = None,
     ) -> None:
         self.db = db
         self.secrets = secrets
         self.executor_for = executor_for
         self.enqueue = enqueue
+        self.actions = actions
+        self.start_subrun = start_subrun
+        self.sessions = sessions
 
     # --- leases and ticks -----------------------------------------------------------------------
 
@@ -217,30 +344,47 @@ class RunEngine:
                 if state is None:
                     return True
                 # the lease keeps other engines out: only a cancel can change under us
-                state.row.cancel_requested = await self._cancel_requested(run_id)
+                await self._read_cancels(state)
                 progressed = await self._advance(state)
                 await self._save(state)
                 finished = state.row.finished
-                if finished or time.monotonic() >= deadline:
+                if finished or (time.monotonic() >= deadline and not state.actions):
                     break
                 pause = 0.02 if progressed else min(pause * 1.5, 0.5)
                 await asyncio.sleep(pause)
                 if not await self._claim(run_id, token):
                     return False
+            if finished and self.sessions is not None:
+                await self.sessions.remove_ended(run_id)
         finally:
+            if state is not None:
+                for task, _ in state.actions.values():  # only on an error: the step runs again
+                    task.cancel()
             await self._release(run_id, token, finished)
         if not finished:
             await self.enqueue(run_id)
         return finished
 
-    async def _cancel_requested(self, run_id: int) -> bool:
+    async def _read_cancels(self, state: _Run) -> None:
+        """Cancels asked for since the last pass: of the run, and of its jobs (``cancel-jobs``
+        from another run)."""
         async with self.db.session() as session:
             found = (
                 await session.exec(
-                    select(WorkflowRun.cancel_requested).where(col(WorkflowRun.id) == run_id)
+                    select(WorkflowRun.cancel_requested).where(col(WorkflowRun.id) == state.row.id)
                 )
             ).first()
-        return bool(found)
+            jobs = set(
+                await session.exec(
+                    select(RunJob.id)
+                    .where(col(RunJob.run_id) == state.row.id)
+                    .where(col(RunJob.cancel_requested).is_(True))
+                )
+            )
+        state.row.cancel_requested = bool(found)
+        for job in state.jobs:
+            if job.id in jobs and not job.cancel_requested:
+                job.cancel_requested = True
 
     async def _load(self, run_id: int) -> _Run | None:
         async with self.db.session() as session:
@@ -265,26 +409,28 @@ class RunEngine:
         return _Run(row, jobs, steps, hidden)
 
     async def _save(self, state: _Run) -> None:
+        # taken before the first await: actions running meanwhile log into fresh lists, with
+        # offsets after these
+        lines, state.lines = state.lines, []
+        dirty_jobs, state.dirty_jobs = state.dirty_jobs, set()
+        dirty_steps, state.dirty_steps = state.dirty_steps, set()
+        state.row.log_count += len(lines)
         async with self.db.session() as session:
             for job in state.jobs:
-                if job.id in state.dirty_jobs:
+                if job.id in dirty_jobs:
                     session.add(job)
             for steps in state.steps.values():
                 for step in steps:
-                    if step.id in state.dirty_steps or step.id is None:
+                    if step.id in dirty_steps or step.id is None:
                         session.add(step)
-            for line in state.lines:
+            for line in lines:
                 session.add(line)
-            state.row.log_count += len(state.lines)
             session.add(state.row)
             await session.commit()
             for steps in state.steps.values():
                 for step in steps:
                     if step.id is None:
                         await session.refresh(step)
-        state.lines.clear()
-        state.dirty_jobs.clear()
-        state.dirty_steps.clear()
 
     # --- deciding -------------------------------------------------------------------------------
 
@@ -313,9 +459,25 @@ class RunEngine:
         now = utcnow()
         progressed = False
         if run.status == "queued":
+            if self.sessions is not None and state.workflow.sessions:
+                try:
+                    names = await self.sessions.ensure_for_run(run, state.workflow.sessions)
+                except CorralError as exc:
+                    for job in state.jobs:
+                        self._set_job(state, job, "skipped", "the run's sessions could not be made")
+                    run.status, run.reason = "error", exc.message
+                    run.finished, run.finished_at = True, now
+                    state.log("", None, f"run {run.number:05d} error: {exc.message}")
+                    return True
+                run.plan = {**run.plan, "sessions": names}
             run.status, run.started_at = "running", now
+            fetched = (
+                f" (its YAML fetched at {run.plan['commit']})" if run.plan.get("commit") else ""
+            )
             state.log(
-                "", None, f"[{now.isoformat(timespec='seconds')}] run {run.number:05d} started"
+                "",
+                None,
+                f"[{now.isoformat(timespec='seconds')}] run {run.number:05d} started{fetched}",
             )
             progressed = True
         limit = _seconds(state.workflow.timeout)
@@ -349,8 +511,8 @@ class RunEngine:
 
     def _start_job(self, state: _Run, job: RunJob) -> bool:
         run = state.row
-        if run.cancel_requested:
-            self._set_job(state, job, "canceled", run.reason)
+        if run.cancel_requested or job.cancel_requested:
+            self._set_job(state, job, "canceled", run.reason if run.cancel_requested else "")
             return True
         needed = [state.by_name[n] for n in job.needs if n in state.by_name]
         if any(n.status not in TERMINAL for n in needed):
@@ -398,8 +560,8 @@ class RunEngine:
             job.reason = f"the job timed out after {format_duration(job_limit)}"
             state.dirty_jobs.add(job.id or 0)
             await self._kill_running(state, job, kind="step")
-        if state.row.cancel_requested and not job.reason:
-            job.reason = state.row.reason or "canceled"
+        if (state.row.cancel_requested or job.cancel_requested) and not job.reason:
+            job.reason = (state.row.reason if state.row.cancel_requested else "") or "canceled"
             state.dirty_jobs.add(job.id or 0)
             await self._kill_running(state, job, kind="step")
         if failed_any:
@@ -423,7 +585,9 @@ class RunEngine:
         if job_outputs:
             job.outputs = {**job.outputs, **job_outputs}
             state.outputs_changed()
-        if state.row.cancel_requested and not state.row.reason.startswith(RUN_TIMED_OUT):
+        if job.cancel_requested or (
+            state.row.cancel_requested and not state.row.reason.startswith(RUN_TIMED_OUT)
+        ):
             status = "canceled"
         else:
             status = "error" if failed else "completed"
@@ -432,6 +596,7 @@ class RunEngine:
             for sibling in state.jobs:
                 if sibling.job == job.job and sibling is not job and sibling.status not in TERMINAL:
                     sibling.reason = f"{job.name} failed (fail-fast)"
+                    sibling.cancel_requested = True
                     state.dirty_jobs.add(sibling.id or 0)
                     if sibling.status == "pending":
                         self._set_job(state, sibling, "canceled", sibling.reason)
@@ -461,10 +626,10 @@ class RunEngine:
         step_spec = spec.steps[step.index]
         condition = step_spec.if_
         always = isinstance(condition, str) and expressions.uses_always(condition)
-        if state.row.cancel_requested or (failed and not always):
-            reason = "canceled" if state.row.cancel_requested else "an earlier step failed"
-            self._set_step(state, step, "canceled" if state.row.cancel_requested else "skipped",
-                           reason)  # fmt: skip
+        canceled = state.row.cancel_requested or job.cancel_requested
+        if canceled or (failed and not always):
+            reason = "canceled" if canceled else "an earlier step failed"
+            self._set_step(state, step, "canceled" if canceled else "skipped", reason)
             return False
         contexts = state.contexts(job)
         if condition is not None and not always:
@@ -474,10 +639,6 @@ class RunEngine:
             if not expressions.is_truthy(value):
                 self._set_step(state, step, "skipped", "its condition is false")
                 return False
-        if step_spec.uses is not None:
-            self._set_step(state, step, "error", f"actions ({step_spec.uses}) cannot run yet")
-            state.log(job.name, step.index, f"error: actions ({step_spec.uses}) cannot run yet")
-            return False
         if step_spec.cleanup and not any(
             s.kind == "cleanup" and s.index == step.index for s in steps
         ):
@@ -490,7 +651,128 @@ class RunEngine:
                 name=f"cleanup: {step_spec.cleanup.strip().splitlines()[0][:200]}",
             )
             steps.append(cleanup)
+        if step_spec.uses is not None:
+            return await self._uses(state, job, spec, step, contexts)
         return await self._launch(state, job, spec, step, step_spec.run or "")
+
+    def _fail(self, state: _Run, job: RunJob, step: RunStep, message: str) -> None:
+        """A step that cannot start: an error, with the reason in the log."""
+        self._set_step(state, step, "error", message)
+        state.log(job.name, step.index, f"error: {message}")
+
+    async def _uses(
+        self, state: _Run, job: RunJob, spec: Job, step: RunStep, contexts: dict[str, Any]
+    ) -> bool:
+        """Start a ``uses:`` step: a sub-workflow's run, or a registered action."""
+        step_spec = spec.steps[step.index]
+        uses = expressions.to_text(expressions.render(step_spec.uses or "", contexts)).strip()
+        with_values = expressions.render_deep(dict(step_spec.with_), contexts)
+        if not isinstance(with_values, dict):
+            with_values = {}
+        if not step.name:
+            step.name = step_spec.name or uses
+        if uses.startswith("workflow/"):
+            return await self._start_subrun(state, job, step, uses, with_values)
+        for namespace in ACTION_NAMESPACES:
+            if uses.startswith(namespace):
+                return await self._start_action(
+                    state, job, spec, step, uses.removeprefix(namespace), with_values, contexts
+                )
+        self._fail(
+            state, job, step, f"uses {uses}: marketplace and GitHub workflows cannot run in "
+            "this installation (no marketplace is installed)",
+        )  # fmt: skip
+        return False
+
+    def _started(self, state: _Run, job: RunJob, step: RunStep, detail: str) -> None:
+        step.started_at = step.started_at or utcnow()
+        self._set_step(state, step, "running")
+        label = "cleanup" if step.kind == "cleanup" else f"step {step.index + 1}"
+        attempt = f" (attempt {step.attempt + 1})" if step.attempt else ""
+        state.log(job.name, step.index, f"[{utcnow().isoformat(timespec='seconds')}] {label}: "
+                  f"{step.name}{attempt}{detail}")  # fmt: skip
+
+    async def _start_subrun(
+        self, state: _Run, job: RunJob, step: RunStep, uses: str, with_values: dict[str, Any]
+    ) -> bool:
+        step_spec = state.job_of(job).steps[step.index]
+        if self.start_subrun is None:
+            self._fail(state, job, step, f"uses {uses}: sub-workflows cannot run here")
+            return False
+        try:
+            child = await self.start_subrun(
+                state.row, step, uses.removeprefix("workflow/"), with_values
+            )
+        except CorralError as exc:
+            self._fail(state, job, step, f"uses {uses}: {exc.message}")
+            return False
+        limit = _seconds(step_spec.timeout)
+        step.handle = f"{SUBRUN_HANDLE}{child}"
+        step.target = {
+            **step.target,
+            "id": step_spec.id,
+            "retry_at": None,
+            "offset": 0,
+            "ssh": None,
+            "deadline": (utcnow() + timedelta(seconds=limit)).isoformat() if limit else None,
+        }
+        self._started(state, job, step, f" (run {child})")
+        return True
+
+    async def _start_action(
+        self,
+        state: _Run,
+        job: RunJob,
+        spec: Job,
+        step: RunStep,
+        name: str,
+        with_values: dict[str, Any],
+        contexts: dict[str, Any],
+    ) -> bool:
+        step_spec = spec.steps[step.index]
+        record = self.actions(name) if self.actions is not None else None
+        if record is None:
+            self._fail(state, job, step, f"uses {step_spec.uses}: no action {name!r} is installed")
+            return False
+        alias = with_values.pop("ssh", None)  # some examples put the step's ssh under with:
+        target = self._target(spec, step_spec, contexts)
+        if (
+            target is None
+            and isinstance(alias, dict)
+            and isinstance(step_spec.ssh, msgspec.UnsetType)
+        ):
+            target = {k: expressions.to_text(v) for k, v in alias.items() if v not in ("", None)}
+        try:
+            inputs: Any = (
+                msgspec.convert(with_values, record.config, strict=False)
+                if record.config is not None
+                else with_values
+            )
+            action: WorkflowAction = record.create()
+            await action.validate(inputs)
+            runner = None
+            if WorkflowActionFeature.NEEDS_TARGET in record.features:
+                runner = (await self.executor_for(state.row, target)).runner
+        except msgspec.ValidationError as exc:
+            self._fail(state, job, step, f"{step_spec.uses}: {_with_message(exc)}")
+            return False
+        except CorralError as exc:
+            self._fail(state, job, step, f"{step_spec.uses}: {exc.message}")
+            return False
+        ctx = _ActionContext(
+            self, state, job, step,
+            step_id=step_spec.id or str(step.index + 1),
+            workdir=self._workdir(state, spec, step_spec, contexts),
+            env=self._environment(state, job, spec, step_spec),
+            runner=runner,
+        )  # fmt: skip
+        timeout = self._timeout(state, job, spec, step_spec)
+        task = asyncio.create_task(_perform(action, inputs, ctx, timeout))
+        state.actions[step.id or 0] = (task, ctx)
+        step.handle = ACTION_HANDLE
+        step.target = {**step.target, "id": step_spec.id, "retry_at": None, "ssh": target}
+        self._started(state, job, step, "")
+        return True
 
     def _environment(
         self, state: _Run, job: RunJob, spec: Job, step: Step | None
@@ -511,20 +793,8 @@ class RunEngine:
         step_spec = spec.steps[step.index]
         contexts = state.contexts(job)
         script = expressions.to_text(expressions.render(command, contexts))
-        default_cwd = f"~/pw/jobs/{run.plan.get('workflow', 'run')}/{run.number:05d}"
-        cwd_value = step_spec.working_directory or spec.working_directory or default_cwd
-        cwd = expressions.to_text(expressions.render(cwd_value, contexts))
-        limits = [
-            _seconds(step_spec.timeout),
-            _seconds(step_spec.retry.timeout) if step_spec.retry else None,
-        ]
-        job_limit = _seconds(spec.timeout)
-        if job_limit is not None and job.started_at is not None:
-            limits.append(max(job_limit - (utcnow() - job.started_at).total_seconds(), 0.1))
-        run_limit = _seconds(state.workflow.timeout)
-        if run_limit is not None and run.started_at is not None:
-            limits.append(max(run_limit - (utcnow() - run.started_at).total_seconds(), 0.1))
-        timeout = min((x for x in limits if x is not None), default=None)
+        cwd = self._workdir(state, spec, step_spec, contexts)
+        timeout = self._timeout(state, job, spec, step_spec)
         uid = run.plan.get("uid") or f"run-{run.id}"
         directory = f"~/.corral/runs/{uid}/{job.id}-{step.position}-{step.attempt}"
         target = self._target(spec, step_spec, contexts)
@@ -541,16 +811,38 @@ class RunEngine:
             state.log(job.name, step.index, f"error: {exc.message}")
             return False
         step.handle = directory
-        step.target = {**step.target, "id": step_spec.id, "retry_at": None, "ssh": target}
-        step.started_at = step.started_at or utcnow()
+        step.target = {
+            **step.target,
+            "id": step_spec.id,
+            "retry_at": None,
+            "ssh": target,
+            "limit": timeout,
+        }
         if not step.name:
             step.name = step_spec.name or (command.strip().splitlines() or [""])[0][:200]
-        self._set_step(state, step, "running")
-        label = "cleanup" if step.kind == "cleanup" else f"step {step.index + 1}"
-        attempt = f" (attempt {step.attempt + 1})" if step.attempt else ""
-        state.log(job.name, step.index, f"[{utcnow().isoformat(timespec='seconds')}] {label}: "
-                  f"{step.name}{attempt}")  # fmt: skip
+        self._started(state, job, step, "")
         return True
+
+    @staticmethod
+    def _workdir(state: _Run, spec: Job, step: Step, contexts: dict[str, Any]) -> str:
+        run = state.row
+        default = f"~/pw/jobs/{run.plan.get('workflow', 'run')}/{run.number:05d}"
+        value = step.working_directory or spec.working_directory or default
+        return expressions.to_text(expressions.render(value, contexts))
+
+    @staticmethod
+    def _timeout(state: _Run, job: RunJob, spec: Job, step: Step) -> float | None:
+        """The step's time limit: its own, its retry's per attempt, and what the job and the run
+        have left."""
+        run = state.row
+        limits = [_seconds(step.timeout), _seconds(step.retry.timeout) if step.retry else None]
+        job_limit = _seconds(spec.timeout)
+        if job_limit is not None and job.started_at is not None:
+            limits.append(max(job_limit - (utcnow() - job.started_at).total_seconds(), 0.1))
+        run_limit = _seconds(state.workflow.timeout)
+        if run_limit is not None and run.started_at is not None:
+            limits.append(max(run_limit - (utcnow() - run.started_at).total_seconds(), 0.1))
+        return min((x for x in limits if x is not None), default=None)
 
     @staticmethod
     def _target(spec: Job, step: Step, contexts: dict[str, Any]) -> dict[str, Any] | None:
@@ -567,8 +859,15 @@ class RunEngine:
 
     async def _kill(self, state: _Run, step: RunStep, reason: str) -> None:
         try:
-            executor = await self._executor(state, step)
-            await executor.kill(step.handle)
+            if step.handle == ACTION_HANDLE:
+                running = state.actions.get(step.id or 0)
+                if running is not None:
+                    running[0].cancel()
+            elif step.handle.startswith(SUBRUN_HANDLE):
+                await self.cancel(int(step.handle.removeprefix(SUBRUN_HANDLE)))
+            else:
+                executor = await self._executor(state, step)
+                await executor.kill(step.handle)
         except CorralError as exc:
             log.info("run %s: cannot reach a step to cancel it: %s", state.row.id, exc.log_message)
             return
@@ -587,10 +886,15 @@ class RunEngine:
         if not running:
             return
         by_target: dict[str, list[RunStep]] = {}
-        for step in running:
-            key = json.dumps(step.target.get("ssh"), sort_keys=True)
-            by_target.setdefault(key, []).append(step)
         jobs = {j.id: j for j in state.jobs}
+        for step in running:
+            if step.handle == ACTION_HANDLE:
+                self._poll_action(state, jobs[step.run_job_id], step)
+            elif step.handle.startswith(SUBRUN_HANDLE):
+                await self._poll_subrun(state, jobs[step.run_job_id], step)
+            else:
+                key = json.dumps(step.target.get("ssh"), sort_keys=True)
+                by_target.setdefault(key, []).append(step)
         for steps in by_target.values():
             try:
                 executor = await self._executor(state, steps[0])
@@ -621,6 +925,101 @@ class RunEngine:
         step.target = {**step.target, "offset": offset + cut + 1}
         state.dirty_steps.add(step.id or 0)
 
+    def _poll_action(self, state: _Run, job: RunJob, step: RunStep) -> None:
+        running = state.actions.get(step.id or 0)
+        if running is None:  # the process running it died: run it again (actions are idempotent)
+            if step.target.get("killed"):
+                self._conclude(state, job, step, {}, "canceled")
+                return
+            step.status = "pending"
+            state.dirty_steps.add(step.id or 0)
+            state.log(job.name, step.index, "the Corral process running this action stopped; "
+                      "running it again")  # fmt: skip
+            return
+        task, ctx = running
+        if not task.done():
+            return
+        del state.actions[step.id or 0]
+        failure: str | None = None
+        outputs = dict(ctx.outputs)
+        if task.cancelled():
+            failure = "canceled"
+        elif (error := task.exception()) is not None:
+            if isinstance(error, TimeoutError):
+                limit = self._timeout(
+                    state, job, state.job_of(job), state.job_of(job).steps[step.index]
+                )
+                failure = f"timed out after {format_duration(limit or 0)}"
+            elif isinstance(error, CorralError):
+                failure = error.message
+            else:
+                log.error("run %s: action %s failed", state.row.id, step.name, exc_info=error)
+                failure = f"the action failed: {type(error).__name__}: {error}"
+        else:
+            result = task.result()
+            outputs.update({k: str(v) for k, v in result.outputs.items()})
+            if result.summary:
+                state.log(job.name, step.index, result.summary)
+        step.exit_status = 0 if failure is None else 1
+        self._conclude(state, job, step, outputs, failure)
+
+    async def _poll_subrun(self, state: _Run, job: RunJob, step: RunStep) -> None:
+        """Copy a sub-workflow run's new log lines; when it is finished, settle the step."""
+        child_id = int(step.handle.removeprefix(SUBRUN_HANDLE))
+        offset = int(step.target.get("offset", 0))
+        batch = 2000
+        async with self.db.session() as session:
+            child = await session.get(WorkflowRun, child_id)
+            lines = list(
+                await session.exec(
+                    select(RunLogLine)
+                    .where(col(RunLogLine.run_id) == child_id)
+                    .where(col(RunLogLine.offset) >= offset)
+                    .order_by(col(RunLogLine.offset))
+                    .limit(batch)
+                )
+            )
+            outputs: dict[str, Any] = {}
+            if child is not None and child.finished and len(lines) < batch:
+                for row in await session.exec(
+                    select(RunJob)
+                    .where(col(RunJob.run_id) == child_id)
+                    .order_by(col(RunJob.position))
+                ):
+                    outputs.update(row.outputs)
+        if child is None:
+            self._conclude(state, job, step, {}, f"its run {child_id} was deleted")
+            return
+        workflow = child.plan.get("workflow", "")
+        for line in lines:
+            where = f"{workflow}/{line.job}" if line.job else workflow
+            state.log(job.name, step.index, f"[{where}] {line.line}")
+        if lines:
+            step.target = {**step.target, "offset": lines[-1].offset + 1}
+            state.dirty_steps.add(step.id or 0)
+        deadline = step.target.get("deadline")
+        if (
+            deadline
+            and not child.finished
+            and not step.target.get("timed_out")
+            and utcnow() > datetime.fromisoformat(deadline)
+        ):
+            limit = _seconds(state.job_of(job).steps[step.index].timeout) or 0
+            step.target = {**step.target, "timed_out": f"timed out after {format_duration(limit)}"}
+            state.dirty_steps.add(step.id or 0)
+            await self.cancel(child_id)
+        if not child.finished or len(lines) == batch:
+            return
+        failure: str | None = None
+        if step.target.get("timed_out"):
+            failure = str(step.target["timed_out"])
+        elif child.status != "completed":
+            failure = f"run {child.slug} ended {child.status}" + (
+                f": {child.reason}" if child.reason else ""
+            )
+        step.exit_status = 0 if failure is None else 1
+        self._conclude(state, job, step, {k: str(v) for k, v in outputs.items()}, failure)
+
     async def _finish_step(
         self, state: _Run, executor: StepExecutor, job: RunJob, step: RunStep, found: StepStatus
     ) -> None:
@@ -629,9 +1028,28 @@ class RunEngine:
         if rest:
             state.log(job.name, step.index, rest.decode(errors="replace").rstrip("\n"))
         step.exit_status = found.exit_status
+        outputs = await executor.read_outputs(step.handle)
+        failure: str | None = None
+        if found.exit_status != 0:
+            failure = (
+                f"timed out after {format_duration(float(step.target.get('limit') or 0))}"
+                if found.timed_out
+                else f"exited {found.exit_status}"
+            )
+        self._conclude(state, job, step, outputs, failure)
+
+    def _conclude(
+        self,
+        state: _Run,
+        job: RunJob,
+        step: RunStep,
+        outputs: dict[str, str],
+        failure: str | None,
+    ) -> None:
+        """Settle a step that ended: publish its outputs, then completed (or its error
+        ignored), canceled, retried, or an error."""
         spec = state.job_of(job)
         step_spec = spec.steps[step.index]
-        outputs = await executor.read_outputs(step.handle)
         step.outputs = outputs
         if outputs:
             state.outputs_changed()
@@ -639,7 +1057,7 @@ class RunEngine:
             job.outputs = {**job.outputs, **outputs}  # the deprecated auto-publishing
             state.dirty_jobs.add(job.id or 0)
         killed = step.target.get("killed")
-        ok = found.exit_status == 0
+        ok = failure is None
         if step.kind == "step" and not ok:
             ignore = step_spec.ignore_errors
             if isinstance(ignore, str):
@@ -648,11 +1066,7 @@ class RunEngine:
         if ok:
             self._set_step(state, step, "completed")
             return
-        reason = (
-            f"timed out after {format_duration(_seconds(step_spec.timeout) or 0)}"
-            if found.timed_out
-            else f"exited {found.exit_status}"
-        )
+        reason = failure or "failed"
         if killed:
             self._set_step(state, step, "canceled", str(killed))
             state.log(job.name, step.index, f"canceled: {killed}")
@@ -676,6 +1090,60 @@ class RunEngine:
         self._set_step(state, step, "error", reason)
         state.log(job.name, step.index, f"error: {reason}")
 
+    # --- cancel-jobs ----------------------------------------------------------------------------
+
+    def cancel_own_jobs(self, state: _Run, own: RunJob, names: Sequence[str] | None) -> list[str]:
+        """``cancel-jobs`` in the run it runs in: ``names`` (a job's name covers its matrix
+        instances), or every job but ``own``."""
+        if names is None:
+            chosen = [j for j in state.jobs if j is not own]
+        else:
+            unknown = [n for n in names if not any(n in (j.job, j.name) for j in state.jobs)]
+            if unknown:
+                raise NotFound(f"this run has no job {', '.join(map(repr, unknown))}",
+                               reason="job-not-found")  # fmt: skip
+            chosen = [j for j in state.jobs if j.job in names or j.name in names]
+        cancelled = []
+        for job in chosen:
+            if job.status not in TERMINAL and not job.cancel_requested:
+                job.cancel_requested = True
+                state.dirty_jobs.add(job.id or 0)
+                cancelled.append(job.name)
+        return cancelled
+
+    async def cancel_jobs_of(
+        self, username: str, slug: str, names: Sequence[str] | None
+    ) -> list[str]:
+        """``cancel-jobs`` naming another run of the same user (by its slug)."""
+        async with self.db.session() as session:
+            run = (
+                await session.exec(
+                    select(WorkflowRun)
+                    .where(col(WorkflowRun.slug) == slug)
+                    .where(col(WorkflowRun.username) == username)
+                )
+            ).first()
+            if run is None:
+                raise NotFound(f"run {slug} does not exist", reason="run-not-found")
+            jobs = list(await session.exec(select(RunJob).where(col(RunJob.run_id) == run.id)))
+            if names is not None:
+                unknown = [n for n in names if not any(n in (j.job, j.name) for j in jobs)]
+                if unknown:
+                    raise NotFound(f"run {slug} has no job {', '.join(map(repr, unknown))}",
+                                   reason="job-not-found")  # fmt: skip
+                jobs = [j for j in jobs if j.job in names or j.name in names]
+            chosen = [j for j in jobs if j.status not in TERMINAL and not j.cancel_requested]
+            if chosen:
+                await session.exec(
+                    update(RunJob)
+                    .where(col(RunJob.id).in_([j.id for j in chosen]))
+                    .values(cancel_requested=True)
+                )
+                await session.commit()
+        if chosen and run.id is not None:
+            await self.enqueue(run.id)
+        return [j.name for j in chosen]
+
     # --- requests -------------------------------------------------------------------------------
 
     async def cancel(self, run_id: int) -> None:
@@ -688,3 +1156,21 @@ class RunEngine:
             )
             await session.commit()
         await self.enqueue(run_id)
+
+
+async def _perform(
+    action: WorkflowAction, inputs: Any, ctx: _ActionContext, timeout: float | None
+) -> ActionResult:
+    result = await asyncio.wait_for(action.run(inputs, ctx), timeout)
+    if not isinstance(result, ActionResult):
+        raise TypeError(f"the action returned {type(result).__name__}, not an ActionResult")
+    return result
+
+
+def _with_message(error: msgspec.ValidationError) -> str:
+    """msgspec's ``... - at `$.repo``` as ``with.repo: ...``."""
+    text = str(error)
+    message, _, where = text.rpartition(" - at `")
+    if not message:
+        return f"with: {text}"
+    return f"with{where.rstrip('`').removeprefix('$')}: {message}"

@@ -78,6 +78,7 @@ from typing import Protocol
 
 import msgspec
 
+from corral_core.workflows.local_runner import LocalRunner
 from corral_sdk.errors import Invalid, ProviderError
 from corral_sdk.transport import CommandResult, CommandRunner
 
@@ -144,6 +145,9 @@ class StepStatus(msgspec.Struct, frozen=True, kw_only=True):
 
 class StepExecutor(Protocol):
     """Runs steps on one target (the workspace, or one cluster login node)."""
+
+    runner: CommandRunner
+    """Runs commands on the target directly (workflow actions use it)."""
 
     async def launch(self, step: StepLaunch) -> None:
         """Start the step unless it was started already; return once it is (the lock exists),
@@ -481,6 +485,7 @@ class WorkspaceExecutor:
         search = self.environment.get("PATH", os.defpath)
         self._sh = shutil.which("sh", path=search) or "/bin/sh"
         self._shell = shutil.which("bash", path=search) or self._sh
+        self.runner: CommandRunner = LocalRunner(self.root, self.environment, self._shell)
         self._setsid = shutil.which("setsid", path=search) or ""
         self._timeout: str | None = None  # found on first use
         self._setsid_fork = False

@@ -85,6 +85,9 @@ class WorkflowRun(SQLModel, table=True):
     finished: bool = False
     parent_run_id: int | None = Field(default=None, foreign_key="workflow_run.id")
     """The run whose step started this one (``uses: workflow/...``)."""
+    parent_step_id: int | None = None
+    """That step (with ``parent_attempt``: a retried step starts a new run)."""
+    parent_attempt: int = 0
     depth: int = 1
     log_count: int = 0
     """Log lines written so far (the next line's offset)."""
@@ -113,6 +116,8 @@ class RunJob(SQLModel, table=True):
     """pending, running, completed, error, canceled or skipped."""
     reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     outputs: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    cancel_requested: bool = False
+    """Set by ``cancel-jobs``: the job ends ``canceled`` (its cleanups still run)."""
     started_at: datetime | None = None
     finished_at: datetime | None = None
 

@@ -3,28 +3,51 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import msgspec
-from sqlalchemy import func
+from sqlalchemy import delete, exists, func, or_, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
-from corral_core.db import Database
+from corral_core.db import Database, utcnow
 from corral_core.identity.names import ResourceRef
 from corral_core.identity.roles import Principal
+from corral_core.resources.models import Resource
 from corral_core.secrets import SecretBox
+from corral_core.workflows import expressions
+from corral_core.workflows.format import Workflow
 from corral_core.workflows.inputs import FormValues, Resolver, resolve_inputs
-from corral_core.workflows.models import RunJob, RunStep, WorkflowRun
+from corral_core.workflows.models import RUN_STATUSES, RunJob, RunStep, WorkflowRun
 from corral_core.workflows.plan import plan
 from corral_core.workflows.service import WorkflowService
-from corral_sdk.errors import Conflict, Invalid, NotFound
+from corral_core.workflows.variables import org_variables
+from corral_sdk.errors import Conflict, Invalid, NotFound, PermissionDenied
 
-__all__ = ["RunService"]
+__all__ = ["MAX_DEPTH", "Parent", "RunService"]
 
 Enqueue = Callable[[int], Awaitable[None]]
+MAX_DEPTH = 5
+"""Workflows calling workflows (``uses: workflow/...``): at most 5 layers, the first included."""
+
+
+@dataclass(frozen=True)
+class Parent:
+    """The run and step (attempt) whose ``uses: workflow/...`` starts a run."""
+
+    run: WorkflowRun
+    step: RunStep
+
+    @property
+    def chain(self) -> list[str]:
+        """The workflows from the outermost run down to the parent's."""
+        return list(self.run.plan.get("chain") or [self.run.plan.get("workflow", "")])
 
 
 class RunService:
@@ -44,12 +67,21 @@ class RunService:
         *,
         configuration: str = "",
         resolve: Resolver | None = None,
+        parent: Parent | None = None,
     ) -> WorkflowRun:
+        """Start a run of ``ref`` (for ``parent``: a sub-workflow's run, started once per step
+        attempt however often this is called). Refused before anything is written: bad inputs
+        (422 naming the input), missing organization variables (409), and ``uses:`` chains
+        that call a workflow again or nest deeper than :data:`MAX_DEPTH` (422)."""
+        if parent is not None and (started := await self._child_of(parent)) is not None:
+            return started
         resource = await self.workflows.require(principal, ref, "run")
         assert resource.id is not None
-        version = await self.workflows.yaml_of(resource)
+        version = await self.workflows.yaml_to_run(resource)
         loaded = self.workflows.check(version.yaml, resource.name)
         workflow = loaded.workflow
+        chain = [*(parent.chain if parent is not None else []), resource.name]
+        await self._check_uses(principal, workflow, chain)
         submitted = dict(inputs)
         if configuration:
             saved = workflow.configurations.get(configuration)
@@ -59,34 +91,46 @@ class RunService:
                     field="configuration",
                 )
             submitted = {**saved.inputs, **submitted}
-        if workflow.needs is not None and workflow.needs.organizationVariables:
-            missing = list(workflow.needs.organizationVariables)  # no variable is set yet
+        org = await self._org_for(principal, workflow)
+        schema = (
+            workflow.on.execute.inputs
+            if workflow.on is not None and workflow.on.execute is not None
+            else {}
+        )
+        form = await resolve_inputs(schema, submitted, org=org, resolve=resolve)
+        planned = plan(workflow, {"inputs": form.values, "org": org})
+        return await self._insert(
+            resource.id, ResourceRef(resource.owner, resource.name), principal,
+            version.version, version.yaml,
+            form, planned, workflow, org, chain, parent, version.commit,
+        )  # fmt: skip
+
+    async def _org_for(self, principal: Principal, workflow: Workflow) -> dict[str, str]:
+        """The organization's variables as set now (no cache); 409 naming those the workflow
+        needs that are not set."""
+        org = await org_variables(self.db, principal.org_id)
+        needed = workflow.needs.organizationVariables if workflow.needs is not None else None
+        missing = [name for name in needed or () if name not in org]
+        if missing:
             raise Conflict(
                 "the workflow needs organization variables an admin must set first: "
                 + ", ".join(missing),
                 reason="organization-variables-missing",
                 details={"missing": missing},
             )
-        schema = (
-            workflow.on.execute.inputs
-            if workflow.on is not None and workflow.on.execute is not None
-            else {}
-        )
-        form = await resolve_inputs(schema, submitted, resolve=resolve)
-        planned = plan(workflow, {"inputs": form.values, "org": {}})
+        return org
+
+    async def _insert(self, *args: Any) -> WorkflowRun:
+        """:meth:`_insert_once`, again when another run took the same number meanwhile."""
         for attempt in range(5):
             try:
-                return await self._insert(
-                    resource.id, ResourceRef(resource.owner, resource.name), principal,
-                    version.version, version.yaml,
-                    form, planned, workflow,
-                )  # fmt: skip
+                return await self._insert_once(*args)
             except IntegrityError:
                 if attempt == 4:
                     raise
         raise AssertionError("unreachable")
 
-    async def _insert(
+    async def _insert_once(
         self,
         resource_id: int,
         workflow: ResourceRef,
@@ -96,6 +140,10 @@ class RunService:
         form: FormValues,
         planned: Any,
         loaded: Any,
+        org: dict[str, str],
+        chain: list[str],
+        parent: Parent | None,
+        commit: str = "",
     ) -> WorkflowRun:
         async with self.db.session() as session:
             last = (
@@ -127,7 +175,16 @@ class RunService:
                     "workflow_uri": workflow.uri,
                     "uid": uuid.uuid4().hex,
                     "jobs": msgspec.to_builtins(planned.jobs),
+                    # the org variables the run started with: the engine's `org` context
+                    "org": org,
+                    "chain": chain,
+                    # a remote workflow's: the commit its YAML was fetched at
+                    "commit": commit,
                 },
+                parent_run_id=parent.run.id if parent is not None else None,
+                parent_step_id=parent.step.id if parent is not None else None,
+                parent_attempt=parent.step.attempt if parent is not None else 0,
+                depth=len(chain),
             )
             session.add(run)
             await session.flush()
@@ -159,6 +216,51 @@ class RunService:
         await self.enqueue(run.id)
         return run
 
+    async def _child_of(self, parent: Parent) -> WorkflowRun | None:
+        async with self.db.session() as session:
+            return (
+                await session.exec(
+                    select(WorkflowRun)
+                    .where(col(WorkflowRun.parent_run_id) == parent.run.id)
+                    .where(col(WorkflowRun.parent_step_id) == parent.step.id)
+                    .where(col(WorkflowRun.parent_attempt) == parent.step.attempt)
+                )
+            ).first()
+
+    async def _check_uses(self, principal: Principal, workflow: Workflow, chain: list[str]) -> None:
+        """Follow ``uses: workflow/<name>`` (the names written out, not expressions) through
+        the caller's workflows: no workflow may call one already in the chain, and the chain
+        may be at most :data:`MAX_DEPTH` long."""
+        if len(chain) > MAX_DEPTH:
+            raise Invalid(
+                f"uses: workflows nest {len(chain)} deep ({' → '.join(chain)}); "
+                f"the limit is {MAX_DEPTH}",
+                field="uses",
+            )
+        for job in workflow.jobs.values():
+            for step in job.steps:
+                uses = step.uses or ""
+                if not uses.startswith("workflow/") or expressions.has_expressions(uses):
+                    continue
+                name = uses.removeprefix("workflow/")
+                if name in chain:
+                    raise Invalid(
+                        f"uses: {' → '.join([*chain, name])} calls {name} again (recursion)",
+                        field="uses",
+                    )
+                try:
+                    called = await self.workflows.require(
+                        principal, ResourceRef(principal.username, name), "run"
+                    )
+                except NotFound:
+                    raise Invalid(
+                        f"uses: {uses}: {principal.username} has no workflow {name!r}",
+                        field="uses",
+                    ) from None
+                yaml = (await self.workflows.yaml_to_run(called)).yaml
+                await self._check_uses(principal, self.workflows.check(yaml, name).workflow,
+                                       [*chain, name])  # fmt: skip
+
     async def get(self, principal: Principal, run_id: int) -> WorkflowRun:
         async with self.db.session() as session:
             run = await session.get(WorkflowRun, run_id)
@@ -183,3 +285,161 @@ class RunService:
                 )
             )
         return jobs, steps
+
+    # --- runs across workflows: by slug or id, listing, cleaning, re-running ----------------------
+
+    async def find(self, principal: Principal, ref: str) -> WorkflowRun:
+        """A run by id (digits) or slug: the caller's own (a platform admin's: anyone's)."""
+        query = select(WorkflowRun)
+        if ref.isascii() and ref.isdigit():
+            if len(ref) > 10 or int(ref) > 2**31 - 1:  # ids are 32-bit INTEGERs
+                raise NotFound(f"run {ref} does not exist", reason="run-not-found")
+            query = query.where(col(WorkflowRun.id) == int(ref))
+        else:
+            query = query.where(col(WorkflowRun.slug) == ref)
+        async with self.db.session() as session:
+            run = (await session.exec(query)).first()
+        if run is None or (run.username != principal.username and not principal.platform_admin):
+            raise NotFound(f"run {ref} does not exist", reason="run-not-found")
+        return run
+
+    async def list_runs(
+        self,
+        principal: Principal,
+        *,
+        status: str | None = None,
+        workflow: str | None = None,
+        search: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[tuple[WorkflowRun, str]], int]:
+        """The caller's runs of every workflow (a platform admin's: everyone's), newest first,
+        each with its workflow's ``pw://owner/name``; and how many match in all.
+
+        ``workflow`` is a name (``flow``) or ``owner/name``; ``search`` a part of the workflow's
+        name or of the run's slug (any case)."""
+        query: Any = select(WorkflowRun, Resource.owner, Resource.name).join(
+            Resource, col(Resource.id) == col(WorkflowRun.resource_id)
+        )
+        if not principal.platform_admin:
+            query = query.where(col(WorkflowRun.username) == principal.username)
+        if status:
+            query = query.where(col(WorkflowRun.status) == status)
+        if workflow:
+            ref = ResourceRef.parse(workflow, principal.username, field="workflow")
+            query = query.where(col(Resource.name) == ref.name)
+            if "/" in workflow:
+                query = query.where(col(Resource.owner) == ref.owner)
+        if search:
+            pattern = "%" + re.sub(r"([\\%_])", r"\\\1", search.lower()) + "%"
+            query = query.where(
+                or_(
+                    func.lower(col(Resource.name)).like(pattern, escape="\\"),
+                    func.lower(col(WorkflowRun.slug)).like(pattern, escape="\\"),
+                )
+            )
+        async with self.db.session() as session:
+            total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
+            rows = list(
+                await session.exec(
+                    query.order_by(col(WorkflowRun.id).desc()).limit(limit).offset(offset)
+                )
+            )
+        return [(run, ResourceRef(owner, name).uri) for run, owner, name in rows], int(total)
+
+    async def clean(
+        self,
+        principal: Principal,
+        *,
+        older_than_days: int | None = None,
+        slugs: list[str] | None = None,
+        status: str | None = None,
+    ) -> list[str]:
+        """Delete the caller's own finished runs matching every filter given (at least one is
+        needed), with their jobs, steps and log lines; returns their slugs. A run whose parent
+        run (``uses: workflow/...``) is still going is kept: the parent is reading it."""
+        if older_than_days is None and slugs is None and status is None:
+            raise Invalid(
+                "give at least one filter: older_than_days, slugs or status",
+                field="older_than_days",
+                details={"fields": ["older_than_days", "slugs", "status"]},
+            )
+        if status is not None and status not in RUN_STATUSES[2:]:
+            raise Invalid(
+                f"status: only finished runs are deleted: {', '.join(RUN_STATUSES[2:])}",
+                field="status",
+            )
+        parent = aliased(WorkflowRun)
+        query: Any = (
+            select(WorkflowRun.id, WorkflowRun.slug)
+            .where(col(WorkflowRun.username) == principal.username)
+            .where(col(WorkflowRun.finished).is_(True))
+            .where(
+                ~exists(
+                    select(parent.id)
+                    .where(col(parent.id) == col(WorkflowRun.parent_run_id))
+                    .where(col(parent.finished).is_(False))
+                )
+            )
+        )
+        if older_than_days is not None:
+            cutoff = utcnow() - timedelta(days=older_than_days)
+            query = query.where(col(WorkflowRun.created_at) < cutoff)
+        if slugs is not None:
+            query = query.where(col(WorkflowRun.slug).in_(slugs))
+        if status is not None:
+            query = query.where(col(WorkflowRun.status) == status)
+        async with self.db.session() as session:
+            found = list(await session.exec(query.order_by(col(WorkflowRun.id))))
+            ids = [run_id for run_id, _ in found]
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                # sub-workflow runs outlive a deleted parent (the column has no ON DELETE)
+                await session.exec(
+                    update(WorkflowRun)
+                    .where(col(WorkflowRun.parent_run_id).in_(chunk))
+                    .values(parent_run_id=None)
+                )
+                # jobs, steps and log lines go with the run (ON DELETE CASCADE)
+                await session.exec(delete(WorkflowRun).where(col(WorkflowRun.id).in_(chunk)))
+            await session.commit()
+        return [slug for _, slug in found]
+
+    async def rerun(self, principal: Principal, ref: str) -> WorkflowRun:
+        """A new run of the workflow of run ``ref`` (the caller's own) with the YAML, version
+        and input values (passwords included) that run had; organization variables as set
+        now."""
+        original = await self.find(principal, ref)
+        if original.username != principal.username:
+            raise PermissionDenied(
+                f"run {original.slug} is {original.username}'s: only they can run it again",
+                reason="run-not-yours",
+            )
+        async with self.db.session() as session:
+            owner_name = (
+                await session.exec(
+                    select(Resource.owner, Resource.name).where(
+                        col(Resource.id) == original.resource_id
+                    )
+                )
+            ).first()
+        if owner_name is None:
+            raise NotFound(f"the workflow of run {original.slug} no longer exists")
+        workflow_ref = ResourceRef(*owner_name)
+        resource = await self.workflows.require(principal, workflow_ref, "run")
+        assert resource.id is not None
+        workflow = self.workflows.check(original.yaml, resource.name).workflow
+        chain = [resource.name]
+        await self._check_uses(principal, workflow, chain)
+        org = await self._org_for(principal, workflow)
+        hidden: dict[str, Any] = (
+            json.loads(self.secrets.decrypt(original.secret_inputs))
+            if original.secret_inputs
+            else {}
+        )
+        form = FormValues(values={**original.inputs, **hidden}, secrets=frozenset(hidden))
+        planned = plan(workflow, {"inputs": form.values, "org": org})
+        return await self._insert(
+            resource.id, workflow_ref, principal, original.version, original.yaml,
+            form, planned, workflow, org, chain, None, original.plan.get("commit", ""),
+        )  # fmt: skip

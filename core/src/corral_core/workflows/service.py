@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -17,11 +18,12 @@ from corral_core.resources.models import Resource
 from corral_core.resources.service import ResourceService
 from corral_core.workflows.loader import LoadedWorkflow, load
 from corral_core.workflows.models import WorkflowFavorite, WorkflowVersion
+from corral_core.workflows.remote import fetch_workflow
 from corral_core.workflows.spec import WORKFLOW_KIND, WorkflowSpec
 from corral_sdk.errors import Invalid, NotFound
 from corral_sdk.wire import WorkflowCreate, WorkflowUpdate
 
-__all__ = ["MAX_DESCRIPTION", "STARTER_YAML", "WorkflowService"]
+__all__ = ["MAX_DESCRIPTION", "STARTER_YAML", "WorkflowService", "YamlToRun"]
 
 MAX_DESCRIPTION = 100
 
@@ -44,6 +46,15 @@ jobs:
         default: Corral
 """
 """The YAML of a local workflow added without one."""
+
+
+@dataclass(frozen=True)
+class YamlToRun:
+    version: int
+    """The local workflow's version; 0 for a remote workflow."""
+    yaml: str
+    commit: str = ""
+    """The commit a remote workflow's YAML was fetched at."""
 
 
 def _check_remote(url: str) -> None:
@@ -125,6 +136,16 @@ class WorkflowService:
                 reason="version-not-found",
             )
         return row
+
+    async def yaml_to_run(self, resource: Resource) -> YamlToRun:
+        """What a run of ``resource`` runs: a local workflow's current version, or a remote
+        workflow's YAML fetched now from its repository."""
+        spec = self.spec_of(resource)
+        if spec.source == "remote":
+            fetched = await fetch_workflow(spec.url, spec.ref, spec.path)
+            return YamlToRun(version=0, yaml=fetched.yaml, commit=fetched.commit)
+        current = await self.yaml_of(resource)
+        return YamlToRun(version=current.version, yaml=current.yaml)
 
     async def versions(self, principal: Principal, ref: ResourceRef) -> list[WorkflowVersion]:
         resource = await self.get(principal, ref)

@@ -54,7 +54,7 @@ class StepTargets:
         """A user's workspace on the Corral host: their ``~`` for workflow steps."""
         return self.workspaces / username
 
-    async def _principal(self, username: str) -> Principal:
+    async def principal(self, username: str) -> Principal:
         async with self.clusters.db.session() as session:
             user = (await session.exec(select(User).where(col(User.username) == username))).first()
         if user is None:
@@ -93,7 +93,7 @@ class StepTargets:
                     "name the cluster as remoteHost",
                     field="ssh.jumpNodeHost",
                 )
-            principal = await self._principal(run.username)
+            principal = await self.principal(run.username)
             resource = await self._cluster_at(principal, str(target["remoteHost"]))
             runner = await self.clusters.runner(resource, run.username)
             self._remote[key] = RunnerExecutor(runner)

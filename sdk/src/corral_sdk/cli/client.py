@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
@@ -28,6 +29,7 @@ __all__ = [
     "DEFAULT_SERVER",
     "SESSION_COOKIE",
     "ApiClient",
+    "ServerEvent",
     "Target",
     "client_for",
     "normalize_server",
@@ -247,5 +249,50 @@ class ApiClient:
         error_type = _ERRORS.get(response.status_code, CorralError)
         return error_type(message, details=details)
 
+    def events(
+        self, path: str, *, read_timeout: float = 60.0, **params: Any
+    ) -> Iterator[ServerEvent]:
+        """The Server-Sent Events of ``path`` as they arrive. A dropped connection, or one
+        silent for ``read_timeout`` seconds (Corral's streams send a comment every 15 s),
+        raises ``TransportError`` after the events received so far."""
+        query = {k: v for k, v in params.items() if v is not None}
+        try:
+            with self._http.stream(
+                "GET", path, params=query, timeout=httpx.Timeout(30.0, read=read_timeout)
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise self._error(response)
+                event = ServerEvent()
+                for raw in response.iter_lines():
+                    if not raw:
+                        if event.data is not None or event.event != "message":
+                            yield event
+                        event = ServerEvent()
+                        continue
+                    field, _, value = raw.partition(":")
+                    value = value.removeprefix(" ")
+                    if field == "data":
+                        event.data = value if event.data is None else f"{event.data}\n{value}"
+                    elif field == "event":
+                        event.event = value
+                    elif field == "id":
+                        event.id = value
+        except httpx.HTTPError as exc:
+            raise TransportError(
+                f"the stream {self.server}{path} broke: {exc}",
+                reason="stream-broken",
+                retryable=True,
+            ) from None
+
     def close(self) -> None:
         self._http.close()
+
+
+@dataclass
+class ServerEvent:
+    """One Server-Sent Event."""
+
+    event: str = "message"
+    id: str = ""
+    data: str | None = None

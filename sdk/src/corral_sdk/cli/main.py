@@ -230,23 +230,49 @@ def _workflow_commands(branch: Callable[..., Any], leaf: Callable[..., Any]) -> 
     )
     _output_flag(run, ("text", "json"), "text")
 
-    runs_commands = branch("runs", "a workflow's runs", group=workflows)
-    runs_list = leaf(runs_commands, "list", f"{module}:runs_list", "a workflow's runs",
+    runs_commands = branch("runs", "workflow runs", group=workflows)
+    runs_list = leaf(runs_commands, "list", f"{module}:runs_list", "your runs, newest first",
                      aliases=["ls"])  # fmt: skip
-    runs_list.add_argument("name")
+    runs_list.add_argument("name", nargs="?", help="only this workflow's runs")
+    runs_list.add_argument("--workflow", help="only this workflow's runs (its name)")
+    runs_list.add_argument("--status", choices=("queued", "running", "completed", "error",
+                                                "canceled"))  # fmt: skip
+    runs_list.add_argument("--search", help="a part of the workflow's name or the run's slug")
+    runs_list.add_argument("--limit", type=int, default=50)
+    runs_list.add_argument("--offset", type=int, default=0)
     _output_flag(runs_list, OUTPUT_TABLE_JSON, "table")
+    run_ref = "the run's slug (alice.my_flow.00003) or id"
     view = leaf(runs_commands, "view", f"{module}:runs_view", "a run's jobs and steps")
-    view.add_argument("run", type=int, help="the run's id")
+    view.add_argument("run", help=run_ref)
     _output_flag(view, ("text", "json"), "text")
     logs = leaf(runs_commands, "logs", f"{module}:runs_logs", "a run's log")
-    logs.add_argument("run", type=int, help="the run's id")
+    logs.add_argument("run", help=run_ref)
     logs.add_argument("-f", "--follow", action="store_true",
-                      help="follow until the run ends; exit 0 if it completed")  # fmt: skip
-    logs.add_argument("--tail", type=int, help="only the last N lines")
+                      help="follow as lines are written; exit 0 if the run completed")  # fmt: skip
+    logs.add_argument("--failed", action="store_true", help="only the lines of failed steps")
     logs.add_argument("--job", help="only this job's lines")
+    logs.add_argument("--step", help="only this step's lines (its name or index; needs --job)")
+    logs.add_argument("--tail", type=int, help="only the last N lines of each step")
     _output_flag(logs, ("text", "json"), "text")
+    errors = leaf(runs_commands, "errors", f"{module}:runs_errors",
+                  "a run's failed steps with the end of their logs")  # fmt: skip
+    errors.add_argument("run", help=run_ref)
+    errors.add_argument("--tail", type=int, default=50, help="log lines per failed step")
+    _output_flag(errors, ("json", "text"), "json")
     cancel = leaf(runs_commands, "cancel", f"{module}:runs_cancel", "cancel a run")
-    cancel.add_argument("run", type=int, help="the run's id")
+    cancel.add_argument("run", help=run_ref)
+    clean = leaf(runs_commands, "clean", f"{module}:runs_clean",
+                 "delete your finished runs matching every filter given")  # fmt: skip
+    clean.add_argument("--older-than-days", type=int)
+    clean.add_argument("--slugs", help="comma-separated run slugs")
+    clean.add_argument("--status", choices=("completed", "error", "canceled"))
+    _output_flag(clean, ("text", "json"), "text")
+    rerun = leaf(runs_commands, "rerun", f"{module}:runs_rerun",
+                 "run a run's workflow again with the same YAML and inputs")  # fmt: skip
+    rerun.add_argument("run", help=run_ref)
+    rerun.add_argument("--wait", action="store_true",
+                       help="follow the log; exit 0 if the run completes, 1 if not")  # fmt: skip
+    _output_flag(rerun, ("text", "json"), "text")
 
     lint = leaf(workflows, "lint", f"{module}:lint", "check a workflow's YAML file")
     lint.add_argument("file", help="the YAML file (- for stdin)")
@@ -547,6 +573,28 @@ def _identity_commands(branch: Callable[..., Any], leaf: Callable[..., Any]) -> 
     )
     orgs_delete.add_argument("name")
     _force_flag(orgs_delete, "needed when stdin is not a terminal")
+    variables = branch(
+        "variables",
+        "an organization's workflow variables, org.<key> in workflows (org:admin or org:settings)",
+        group=orgs,
+    )
+    variables_ls = leaf(
+        variables, "ls", orgs_cmd + "variables_ls", "list the variables and their values", ["list"]
+    )
+    variables_set = leaf(
+        variables, "set", orgs_cmd + "variables_set", "set a variable; the next run sees it"
+    )
+    variables_set.add_argument("key", help="letters, digits and _, not starting with a digit")
+    variables_set.add_argument("value", nargs="?", help="the value (at most 64 KiB)")
+    variables_set.add_argument(
+        "--stdin", action="store_true", help="read the value from stdin (less a final newline)"
+    )
+    variables_unset = leaf(variables, "unset", orgs_cmd + "variables_unset", "delete a variable")
+    variables_unset.add_argument("key")
+    for command in (variables_ls, variables_set, variables_unset):
+        command.add_argument("--org", help="another organization (default yours)")
+    _output_flag(variables_ls, OUTPUT_TABLE_JSON, "table")
+    _output_flag(variables_set, OUTPUT_TABLE_JSON, "table")
 
     audit = branch("audit", "the audit log of your organization (org:admin)")
     audit_ls = leaf(

@@ -1,4 +1,5 @@
-"""Workflow actions: the steps written as ``uses: corral/<name>`` in workflow YAML.
+"""Workflow actions: the steps written as ``uses: corral/<name>`` in workflow YAML
+(``parallelworks/<name>`` is the same action, the name workflows written for ACTIVATE use).
 
 An action plugin registers a :class:`~corral_sdk.records.WorkflowActionRecord` whose factory is
 called with no arguments; the record's ``config`` struct decodes the step's ``with:`` mapping
@@ -10,11 +11,16 @@ Errors: inputs that break a rule raise :class:`~corral_sdk.errors.Invalid` with 
 (``"with.run"``), which fails the run before any step executes; a failed action raises
 :class:`~corral_sdk.errors.ProviderError` with a message for the run log; a cancelled run
 cancels the task running the action, so clean up in ``finally`` blocks.
+
+Durability: an action runs inside a Corral worker, not detached on its target like a ``run:``
+step. When the worker dies in the middle of an action, the next worker runs the action again
+from the start: make ``run`` idempotent (a checkout that fetches into an existing clone, a
+cancel of jobs already cancelled).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
@@ -72,6 +78,30 @@ class ActionContext(Protocol):
 
     async def set_output(self, name: str, value: str) -> None:
         """Publish an output now (later values for one name replace earlier ones)."""
+        ...
+
+    async def cancel_jobs(
+        self,
+        jobs: Sequence[str] | None = None,
+        *,
+        slug: str | None = None,
+        workflow: str | None = None,
+        number: int | None = None,
+    ) -> list[str]:
+        """Cancel jobs (all of them when ``jobs`` is ``None``) of the innermost run this step
+        runs in (a sub-workflow's run inside one), or of another run of the same user named by
+        its ``slug`` or by ``workflow`` and run ``number``; return the jobs cancelled. In the
+        step's own run, "all" leaves out the step's own job. An unknown run or job raises
+        ``NotFound``; the run's cleanups still run."""
+        ...
+
+    async def update_session(self, name: str, changes: Mapping[str, Any], *, status: str) -> None:
+        """Fill in session ``name`` (one the run declared under ``sessions:``, or with the
+        workflow's ``permissions: ['*']`` any of the user's) with ``changes`` (session fields:
+        ``type``, ``target``, ``remote_host``, ``remote_port``, ``local_port``, ``slug``,
+        ``url``, ``openai``) and set its state (``creating`` or ``running``; Corral then checks
+        that the app answers). Another session raises ``PermissionDenied``, an unknown one
+        ``NotFound``."""
         ...
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # importing corral_sdk.providers at run time would load every provider kind
     from corral_sdk.providers._common import StepState
@@ -51,6 +51,8 @@ class RecordingActionContext:
         self._step = step
         self.lines: list[str] = []
         self.outputs: dict[str, str] = {}
+        self.cancelled: list[dict[str, Any]] = []
+        self.sessions: dict[str, dict[str, Any]] = {}
 
     @property
     def run_id(self) -> str:
@@ -81,3 +83,20 @@ class RecordingActionContext:
 
     async def set_output(self, name: str, value: str) -> None:
         self.outputs[name] = value
+
+    async def cancel_jobs(
+        self,
+        jobs: Sequence[str] | None = None,
+        *,
+        slug: str | None = None,
+        workflow: str | None = None,
+        number: int | None = None,
+    ) -> list[str]:
+        wanted = list(jobs) if jobs is not None else ["*"]
+        self.cancelled.append(
+            {"jobs": wanted, "slug": slug, "workflow": workflow, "number": number}
+        )
+        return wanted
+
+    async def update_session(self, name: str, changes: Mapping[str, Any], *, status: str) -> None:
+        self.sessions[name] = {**changes, "status": status}

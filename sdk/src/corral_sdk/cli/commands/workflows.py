@@ -13,10 +13,15 @@ import msgspec
 from corral_sdk.cli.client import ApiClient, client_for
 from corral_sdk.cli.commands.cluster import resource_path
 from corral_sdk.cli.output import print_json, print_table
-from corral_sdk.errors import Invalid
+from corral_sdk.errors import Invalid, TransportError
 from corral_sdk.wire import (
+    RunClean,
+    RunCleaned,
+    RunError,
     RunInfo,
     RunList,
+    RunLogEnd,
+    RunLogLineInfo,
     RunLogs,
     RunStart,
     WorkflowCheck,
@@ -34,8 +39,11 @@ __all__ = [
     "ls",
     "run",
     "runs_cancel",
+    "runs_clean",
+    "runs_errors",
     "runs_list",
     "runs_logs",
+    "runs_rerun",
     "runs_view",
     "update",
     "workflow_path",
@@ -217,20 +225,41 @@ def _inputs(pairs: list[str] | None) -> dict[str, Any]:
     return values
 
 
-def _follow(client: ApiClient, run_id: int, *, offset: int = 0, job: str | None = None) -> str:
-    """Print the run's log from ``offset`` until the run ends; returns its status."""
+def _print_line(line: RunLogLineInfo) -> None:
+    print(f"{line.job + ': ' if line.job else ''}{line.line}", flush=True)
+
+
+def _follow(
+    client: ApiClient,
+    run: str | int,
+    *,
+    job: str | None = None,
+    step: str | None = None,
+    offset: int = 0,
+) -> str:
+    """Print the run's log from ``offset`` as it is written (Server-Sent Events) until the run
+    ends; a dropped stream is opened again after the last line received, so no line is lost or
+    repeated. Returns the run's status."""
     import time
 
+    failures = 0
     while True:
-        logs = client.get(f"/api/runs/{run_id}/logs", RunLogs, offset=offset, job=job)
-        for line in logs.lines:
-            prefix = f"{line.job}: " if line.job else ""
-            print(f"{prefix}{line.line}", flush=True)
-        offset = logs.next_offset
-        if logs.finished:
-            return logs.status
-        if not logs.lines:
-            time.sleep(0.5)
+        try:
+            for event in client.events(f"/api/runs/{run}/logs/stream", offset=offset, job=job,
+                                       step=step):  # fmt: skip
+                if event.data is None:
+                    continue
+                if event.event == "end":
+                    return msgspec.json.decode(event.data, type=RunLogEnd).status
+                line = msgspec.json.decode(event.data, type=RunLogLineInfo)
+                _print_line(line)
+                offset, failures = line.offset + 1, 0
+        except TransportError as exc:
+            failures += 1
+            if failures > 30:
+                raise
+            log.debug("log stream broke (%s): reconnecting from line %s", exc.message, offset)
+        time.sleep(min(0.2 * failures, 2.0))
 
 
 def _exit(status: str) -> int:
@@ -255,17 +284,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def runs_list(args: argparse.Namespace) -> int:
+    """Your runs, newest first: of every workflow, or of one (``NAME`` or ``--workflow``)."""
     with client_for(args) as client:
-        found = client.get(workflow_path(client, args.name, "runs"), RunList, limit=200).items
+        found = client.get(
+            "/api/runs", RunList, workflow=args.workflow or args.name, status=args.status,
+            search=args.search, limit=args.limit, offset=args.offset,
+        ).items  # fmt: skip
     if args.output == "json":
         print_json(found)
         return 0
     print_table(
-        ["ID", "RUN", "WORKFLOW", "STATUS", "SUBMITTED", "RUNTIME (MIN)"],
+        ["ID", "SLUG", "WORKFLOW", "STATUS", "SUBMITTED", "RUNTIME (MIN)"],
         [
             [
                 r.id,
-                f"{r.number:05d}",
+                r.slug,
                 r.workflow,
                 r.status,
                 r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
@@ -297,23 +330,95 @@ def runs_view(args: argparse.Namespace) -> int:
 
 
 def runs_logs(args: argparse.Namespace) -> int:
+    """A run's log (``--failed``, ``--job``, ``--step``, ``--tail`` N lines per step), or
+    ``-f`` as it is written: exit 0 when the run completed, 1 otherwise."""
+    if args.step and not args.job:
+        raise Invalid("--step needs --job", field="step")
+    if args.follow and args.failed:
+        raise Invalid("--failed cannot follow (-f): a step fails only at its end", field="failed")
     with client_for(args) as client:
         if args.follow:
-            return _exit(_follow(client, args.run, job=args.job))
+            offset = 0
+            if args.tail:  # the last lines of each step first, then what comes next
+                while True:
+                    logs = client.get(
+                        f"/api/runs/{args.run}/logs", RunLogs, offset=offset, job=args.job,
+                        step=args.step, tail=args.tail,
+                    )  # fmt: skip
+                    for line in logs.lines:
+                        _print_line(line)
+                    offset = logs.next_offset
+                    if not logs.lines or logs.finished:
+                        break
+            return _exit(_follow(client, args.run, job=args.job, step=args.step, offset=offset))
         offset, lines = 0, []
         while True:
-            logs = client.get(f"/api/runs/{args.run}/logs", RunLogs, offset=offset, job=args.job)
+            logs = client.get(
+                f"/api/runs/{args.run}/logs", RunLogs, offset=offset, job=args.job,
+                step=args.step, failed=args.failed or None, tail=args.tail or None,
+            )  # fmt: skip
             lines += logs.lines
-            if not logs.lines:
+            if not logs.lines or logs.finished:
                 break
             offset = logs.next_offset
     if args.output == "json":
         print_json(lines)
         return 0
-    shown = lines[-args.tail :] if args.tail else lines
-    for line in shown:
-        print(f"{line.job + ': ' if line.job else ''}{line.line}")
+    for line in lines:
+        _print_line(line)
     return 0
+
+
+def runs_errors(args: argparse.Namespace) -> int:
+    """The failed steps (and jobs) of a run with the end of their logs."""
+    with client_for(args) as client:
+        found = client.get(f"/api/runs/{args.run}/errors", list[RunError], tail=args.tail)
+    if args.output == "json":
+        print_json(found)
+        return 0
+    for error in found:
+        where = error.job or "run"
+        if error.step is not None:
+            where += f" / {error.name or f'step {error.step + 1}'}"
+        exit_status = "" if error.exit_status is None else f" (exit {error.exit_status})"
+        print(
+            f"{where}: {error.status}{exit_status}" + (f": {error.reason}" if error.reason else "")
+        )
+        for text in error.log_tail:
+            print(f"    {text}")
+    return 0
+
+
+def runs_clean(args: argparse.Namespace) -> int:
+    """Delete your finished runs matching every filter given."""
+    slugs = [s.strip() for s in args.slugs.split(",") if s.strip()] if args.slugs else None
+    body = RunClean(older_than_days=args.older_than_days, slugs=slugs, status=args.status)
+    with client_for(args) as client:
+        cleaned = client.post("/api/runs/clean", RunCleaned, body)
+    if args.output == "json":
+        print_json(cleaned)
+        return 0
+    for slug in cleaned.deleted:
+        print(slug)
+    log.info("deleted %d run(s)", len(cleaned.deleted))
+    if cleaned.skipped:
+        log.warning(
+            "not deleted (unfinished, unknown or not yours): %s", ", ".join(cleaned.skipped)
+        )
+    return 0
+
+
+def runs_rerun(args: argparse.Namespace) -> int:
+    """Run a run's workflow again with the same YAML and inputs; ``--wait`` as for ``run``."""
+    with client_for(args) as client:
+        started = client.post(f"/api/runs/{args.run}/rerun", RunInfo)
+        if args.output == "json" and not args.wait:
+            print_json(started)
+            return 0
+        log.info("run %05d of %s started (%s)", started.number, started.workflow, started.slug)
+        if not args.wait:
+            return 0
+        return _exit(_follow(client, started.id))
 
 
 def runs_cancel(args: argparse.Namespace) -> int:
