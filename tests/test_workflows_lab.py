@@ -182,3 +182,127 @@ def test_killing_corral_mid_run_neither_loses_nor_repeats_a_step(
     )
     assert view["status"] == "completed"
     assert [s["attempt"] for j in view["jobs"] for s in j["steps"]] == [0, 0]
+
+
+AGENT = """permissions:
+  - '*'
+sessions:
+  session:
+jobs:
+  main:
+    ssh:
+      remoteHost: ${ inputs.resource.ip }
+    steps:
+      - uses: parallelworks/scheduler-agent
+        id: slurmstep
+        with:
+          wait: false
+          scheduler-flags:
+            time: "00:10:00"
+          script-headers: "#SBATCH --comment=corral-agent-test"
+      - run: echo "Perform some other operations here"
+      - uses: parallelworks/wait-for-agent
+        id: waitstep
+        with:
+          agentId: ${ needs.main.steps.slurmstep.outputs.agentId }
+      - name: Get open port
+        ssh:
+          jumpNodeHost: ${ inputs.resource.ip }
+          remoteHost: AGENT_HOST_PORT
+        run: |
+          echo sessionPort="$(pw agent open-port)" >> $OUTPUTS
+          echo "agent step on $(hostname)"
+          cat $OUTPUTS
+      - uses: parallelworks/update-session
+        with:
+          status: running
+          name: ${ sessions.session }
+          target: ${ inputs.resource.id }
+          remoteHost: ${ needs.main.steps.waitstep.outputs.remoteHost }
+          remotePort: ${ needs.main.outputs.sessionPort }
+      - name: Serve port
+        run: |
+          timeout 3 python3 -m http.server ${ needs.main.outputs.sessionPort } || true
+          echo "served on $(hostname)"
+        ssh:
+          jumpNodeHost: ${ inputs.resource.ip }
+          remoteHost: AGENT_HOST_PORT
+'on':
+  execute:
+    inputs:
+      resource:
+        label: Resource Target
+        type: compute-clusters
+        autoselect: true
+        optional: false
+""".replace(
+    "AGENT_HOST_PORT",
+    "${ needs.main.steps.waitstep.outputs.remoteHost }:"
+    "${ needs.main.steps.waitstep.outputs.sshPort }",
+)
+
+
+def test_the_scheduler_agent_example_serves_steps_on_a_node_through_the_cluster(
+    server: LabServer, cluster: str, tmp_path: Path
+) -> None:
+    """§8.4 as written: an agent's sshd on a Slurm node, reached through the cluster's login
+    (``jumpNodeHost``) under the host key the action read; its job carries the flags and
+    headers, and is cancelled when the run ends."""
+    assert server.lab is not None
+    code, output, run = server.run_workflow(
+        "alice", tmp_path, "agent", AGENT, f"resource={cluster}"
+    )
+    assert code == 0, output
+    nodes = server.lab.nodes
+    assert any(f"agent step on {node}" in output for node in nodes), output
+    assert any(f"served on {node}" in output for node in nodes), output
+    steps = run["jobs"][0]["steps"]
+    assert [s["status"] for s in steps] == ["completed"] * 6, steps
+    agent_id = steps[0]["outputs"]["agentId"]
+    job_id = steps[0]["outputs"]["schedulerJobId"]
+    assert steps[2]["outputs"]["remoteHost"] and steps[2]["outputs"]["sshPort"].isdigit()
+    assert int(steps[3]["outputs"]["sessionPort"]) > 0
+    shown = server.corral("alice", "ssh", cluster, f"scontrol show job {job_id}")
+    assert "Comment=corral-agent-test" in shown.stdout, shown.stdout + shown.stderr
+    assert "JobState=CANCELLED" in shown.stdout, shown.stdout  # released when the run ended
+    assert remote_file(server, cluster, f".corral/agents/{agent_id}/job") == ""
+
+
+JUMP = """jobs:
+  echo_on_remote:
+    ssh:
+      remoteHost: ${ inputs.resource1.ip }
+      jumpNodeHost: ${ inputs.resource2.ip }
+    steps:
+      - run: echo This is executed on the remote host $(hostname)!
+      - run: echo This is executed on the jump node $(hostname)!
+        ssh:
+          remoteHost: ${ inputs.resource2.ip }
+      - run: echo This is executed in the user workspace $HOME!
+        ssh: null
+on:
+  execute:
+    inputs:
+      resource1:
+        label: Resource 1
+        type: compute-clusters
+        optional: false
+      resource2:
+        label: Resource 2
+        type: compute-clusters
+"""
+
+
+def test_the_ssh_example_reaches_a_host_through_a_jump_node(
+    server: LabServer, cluster: str, tmp_path: Path
+) -> None:
+    """§4.3 (its step-level ``ssh`` indented as meant): the job's host reached through the jump
+    node, a step on the jump node itself, one back in the workspace."""
+    code, output, run = server.run_workflow(
+        "alice", tmp_path, "jump", JUMP, f"resource1={cluster}", f"resource2={cluster}"
+    )
+    assert code == 0, output
+    assert "This is executed on the remote host " in output, output
+    assert "This is executed on the jump node " in output, output
+    assert "This is executed in the user workspace " in output and "/workspaces/alice" in output
+    assert [s["status"] for s in run["jobs"][0]["steps"]] == ["completed"] * 3

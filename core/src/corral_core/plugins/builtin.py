@@ -41,6 +41,7 @@ def corral_register_workflow_actions() -> list[WorkflowActionRecord]:
         CheckoutInputs,
         UpdateSessionInputs,
     )
+    from corral_core.workflows.agent import SchedulerAgentInputs, WaitForAgentInputs
 
     return [
         WorkflowActionRecord(
@@ -64,6 +65,27 @@ def corral_register_workflow_actions() -> list[WorkflowActionRecord]:
             config=UpdateSessionInputs,
             docs="Fill in one of the run's sessions: the app's host and port on a cluster or in "
             "the workspace (a tunnel), or its URL (a link).",
+        ),
+        WorkflowActionRecord(
+            name="scheduler-agent",
+            factory="corral_core.workflows.agent:SchedulerAgent",
+            config=SchedulerAgentInputs,
+            features=frozenset(
+                {WorkflowActionFeature.NEEDS_TARGET, WorkflowActionFeature.PRODUCES_OUTPUTS}
+            ),
+            docs="Get a compute node through the cluster's scheduler and start an SSH server "
+            "there for the run's later steps (`jumpNodeHost`); outputs agentId, "
+            "schedulerJobId, remoteHost, sshPort. The job is cancelled when the run ends.",
+        ),
+        WorkflowActionRecord(
+            name="wait-for-agent",
+            factory="corral_core.workflows.agent:WaitForAgent",
+            config=WaitForAgentInputs,
+            features=frozenset(
+                {WorkflowActionFeature.NEEDS_TARGET, WorkflowActionFeature.PRODUCES_OUTPUTS}
+            ),
+            docs="Wait for an agent started by scheduler-agent with `wait: false`; outputs "
+            "remoteHost and sshPort, or fails as soon as the agent's job ends.",
         ),
     ]
 

@@ -27,7 +27,7 @@ import asyncssh
 
 from corral_core.settings import SSHSettings
 from corral_core.ssh.hostkeys import HostKeyChanged, HostKeyStore
-from corral_sdk.errors import Timeout, TransportError
+from corral_sdk.errors import Invalid, Timeout, TransportError
 
 __all__ = ["PoolStats", "SSHEndpoint", "SSHIdentity", "SSHPool"]
 
@@ -53,6 +53,15 @@ class SSHEndpoint:
     def address(self) -> str:
         return f"{self.username}@{self.host}:{self.port}"
 
+    @property
+    def key_host(self) -> str:
+        """The name its host key is pinned under: the host, or for a host reached through a
+        jump host ``host via jump:port`` (a node's name or private address means another
+        machine behind another cluster, and an agent's port another sshd at each start)."""
+        if self.jump is None:
+            return self.host
+        return f"{self.host} via {self.jump.host}:{self.jump.port}"
+
 
 @dataclass(frozen=True)
 class SSHIdentity:
@@ -62,6 +71,11 @@ class SSHIdentity:
     name: str
     label: str
     private_key: str = field(repr=False)
+
+    @property
+    def public_key(self) -> str:
+        """The OpenSSH public key (one line) that servers must trust for this identity."""
+        return _public_text(asyncssh.import_private_key(self.private_key))
 
 
 @dataclass
@@ -217,6 +231,21 @@ class SSHPool:
         self.stats.open_connections = len(self._connections)
         pooled.conn.close()
 
+    async def trust(self, endpoint: SSHEndpoint, public_key: str) -> str:
+        """Trust ``public_key`` (OpenSSH format), and only it, for ``endpoint`` (a server
+        Corral or an action started and read the key of); close connections to it made under
+        another key. Returns its fingerprint."""
+        try:
+            key = asyncssh.import_public_key(public_key.strip())
+        except (asyncssh.KeyImportError, ValueError):
+            raise Invalid("not an OpenSSH public key", field="public_key") from None
+        fingerprint = _fingerprint(key)
+        await self.host_keys.pin(endpoint.key_host, endpoint.port, _public_text(key), fingerprint)
+        for (name, other), pooled in list(self._connections.items()):
+            if (other.key_host, other.port) == (endpoint.key_host, endpoint.port):
+                self._drop((name, other), pooled)
+        return fingerprint
+
     async def drop_host(self, host: str, port: int) -> None:
         """Close every connection to ``host:port`` (a cluster was stopped)."""
         for key, pooled in list(self._connections.items()):
@@ -244,7 +273,7 @@ class SSHPool:
                     retryable=exc.retryable,
                     details={**exc.details, "jump_host": endpoint.jump.host},
                 ) from None
-        pinned = await self.host_keys.trusted(endpoint.host, endpoint.port)
+        pinned = await self.host_keys.trusted(endpoint.key_host, endpoint.port)
         pinned_keys = [asyncssh.import_public_key(row.public_key) for row in pinned]
         client = _Client(accept_unknown=not pinned)
         key = asyncssh.import_private_key(identity.private_key)
@@ -282,10 +311,10 @@ class SSHPool:
                 ) from None
             offered = _fingerprint(client.offered)
             await self.host_keys.record_offered(
-                endpoint.host, endpoint.port, _public_text(client.offered), offered
+                endpoint.key_host, endpoint.port, _public_text(client.offered), offered
             )
             raise HostKeyChanged(
-                endpoint.host, endpoint.port, [row.fingerprint for row in pinned], offered
+                endpoint.key_host, endpoint.port, [row.fingerprint for row in pinned], offered
             ) from None
         except asyncssh.PermissionDenied:
             raise TransportError(
@@ -305,14 +334,14 @@ class SSHPool:
         if not pinned and client.offered is not None:
             offered = _fingerprint(client.offered)
             if not await self.host_keys.pin_first_use(
-                endpoint.host, endpoint.port, _public_text(client.offered), offered
+                endpoint.key_host, endpoint.port, _public_text(client.offered), offered
             ):
                 conn.close()
-                now = await self.host_keys.trusted(endpoint.host, endpoint.port)
+                now = await self.host_keys.trusted(endpoint.key_host, endpoint.port)
                 raise HostKeyChanged(
-                    endpoint.host, endpoint.port, [row.fingerprint for row in now], offered
+                    endpoint.key_host, endpoint.port, [row.fingerprint for row in now], offered
                 )
-            log.info("pinned the host key of %s:%s: %s", endpoint.host, endpoint.port, offered)
+            log.info("pinned the host key of %s:%s: %s", endpoint.key_host, endpoint.port, offered)
         return conn
 
     async def _reap_idle(self) -> None:

@@ -36,6 +36,8 @@ from sqlmodel import col, select
 
 from corral_core.db import Database, utcnow
 from corral_core.secrets import SecretBox
+from corral_core.ssh.pool import SSHEndpoint
+from corral_core.ssh.runner import SSHRunner
 from corral_core.workflows import expressions
 from corral_core.workflows.durations import format_duration, parse_duration
 from corral_core.workflows.executors import StepExecutor, StepLaunch, StepStatus
@@ -44,7 +46,8 @@ from corral_core.workflows.loader import load
 from corral_core.workflows.models import RunJob, RunLogLine, RunStep, WorkflowRun
 from corral_sdk.errors import CorralError, Invalid, NotFound, PermissionDenied
 from corral_sdk.features import WorkflowActionFeature
-from corral_sdk.providers.action import ActionResult, WorkflowAction
+from corral_sdk.providers.action import ActionResult, ReleasingAction, WorkflowAction
+from corral_sdk.providers.scheduler import Scheduler
 from corral_sdk.records import WorkflowActionRecord
 from corral_sdk.transport import CommandRunner
 
@@ -56,6 +59,8 @@ LEASE_SECONDS = 30.0
 TICK_SECONDS = 20.0
 TERMINAL = frozenset({"completed", "error", "canceled", "skipped"})
 FAILED = frozenset({"error"})
+RELEASE_SECONDS = 60.0
+"""How long an action's release may take before the run ends without it."""
 RUN_TIMED_OUT = "the workflow timed out"
 """How a run's reason starts when its ``timeout`` ended it (an error, not a cancel)."""
 
@@ -183,8 +188,10 @@ class _ActionContext:
         workdir: str,
         env: dict[str, str],
         runner: CommandRunner | None,
+        scheduler: Scheduler | None,
     ) -> None:
         self._engine = engine
+        self._scheduler = scheduler
         self._state = state
         self._job = job
         self._step = step
@@ -217,6 +224,33 @@ class _ActionContext:
     @property
     def runner(self) -> CommandRunner | None:
         return self._runner
+
+    @property
+    def scheduler(self) -> Scheduler | None:
+        return self._scheduler
+
+    @property
+    def attempt_key(self) -> str:
+        run = self._state.row
+        uid = run.plan.get("uid") or f"run-{run.id}"
+        return f"{uid}-{self._job.id}-{self._step.position}-{self._step.attempt}"
+
+    def _ssh(self) -> SSHRunner:
+        if not isinstance(self._runner, SSHRunner):
+            raise Invalid(
+                f"{self._step.name}: needs a cluster to run on (an `ssh` with remoteHost)",
+                field="ssh",
+            )
+        return self._runner
+
+    @property
+    def ssh_public_key(self) -> str:
+        return self._ssh().identity.public_key
+
+    async def trust_host_key(self, host: str, port: int, public_key: str) -> None:
+        runner = self._ssh()
+        endpoint = SSHEndpoint(host, runner.endpoint.username, port, jump=runner.endpoint)
+        await runner.pool.call(runner.pool.trust(endpoint, public_key))
 
     async def log(self, message: str) -> None:
         self._state.log(self._job.name, self._step.index, message)
@@ -490,6 +524,7 @@ class RunEngine:
             run.cancel_requested = True
             run.reason = f"{RUN_TIMED_OUT} after {format_duration(limit)}"
         await self._poll(state)
+        await self._let_go(state, ending=False)
         failed_any = any(j.status in FAILED for j in state.jobs)
         for job in state.jobs:
             if job.status == "pending":
@@ -497,6 +532,7 @@ class RunEngine:
             if job.status == "running":
                 progressed |= await self._advance_job(state, job, failed_any)
         if all(j.status in TERMINAL for j in state.jobs):
+            await self._let_go(state, ending=True)
             if run.cancel_requested and not run.reason.startswith(RUN_TIMED_OUT):
                 run.status = "canceled"
             elif any(j.status in FAILED for j in state.jobs) or run.reason:
@@ -750,9 +786,10 @@ class RunEngine:
             )
             action: WorkflowAction = record.create()
             await action.validate(inputs)
-            runner = None
+            runner, scheduler = None, None
             if WorkflowActionFeature.NEEDS_TARGET in record.features:
-                runner = (await self.executor_for(state.row, target)).runner
+                executor = await self.executor_for(state.row, target)
+                runner, scheduler = executor.runner, executor.scheduler
         except msgspec.ValidationError as exc:
             self._fail(state, job, step, f"{step_spec.uses}: {_with_message(exc)}")
             return False
@@ -765,12 +802,15 @@ class RunEngine:
             workdir=self._workdir(state, spec, step_spec, contexts),
             env=self._environment(state, job, spec, step_spec),
             runner=runner,
+            scheduler=scheduler,
         )  # fmt: skip
         timeout = self._timeout(state, job, spec, step_spec)
         task = asyncio.create_task(_perform(action, inputs, ctx, timeout))
         state.actions[step.id or 0] = (task, ctx)
         step.handle = ACTION_HANDLE
-        step.target = {**step.target, "id": step_spec.id, "retry_at": None, "ssh": target}
+        step.target = {
+            **step.target, "id": step_spec.id, "retry_at": None, "ssh": target, "action": name,
+        }  # fmt: skip
         self._started(state, job, step, "")
         return True
 
@@ -961,7 +1001,62 @@ class RunEngine:
             if result.summary:
                 state.log(job.name, step.index, result.summary)
         step.exit_status = 0 if failure is None else 1
+        if failure is not None and outputs:  # what a failed attempt holds is let go at once
+            step.target = {**step.target, "held": [*step.target.get("held", []), outputs]}
         self._conclude(state, job, step, outputs, failure)
+
+    async def _let_go(self, state: _Run, *, ending: bool) -> None:
+        """Release what actions hold (:class:`~corral_sdk.providers.action.ReleasingAction`):
+        failed attempts' at once, completed steps' when the run ends."""
+        for job in state.jobs:
+            for step in state.steps.get(job.id or 0, []):
+                name = step.target.get("action")
+                held: list[dict[str, str]] = list(step.target.get("held", []))
+                if ending and step.status == "completed" and not step.target.get("released"):
+                    held.append(dict(step.outputs))
+                if not name or not held:
+                    continue
+                record = self.actions(name) if self.actions is not None else None
+                action = record.create() if record is not None else None
+                if record is not None and isinstance(action, ReleasingAction):
+                    await self._release_step(state, job, step, record, action, held)
+                step.target = {
+                    **step.target, "held": [],
+                    "released": step.target.get("released") or step.status == "completed",
+                }  # fmt: skip
+                state.dirty_steps.add(step.id or 0)
+
+    async def _release_step(
+        self,
+        state: _Run,
+        job: RunJob,
+        step: RunStep,
+        record: WorkflowActionRecord,
+        action: ReleasingAction,
+        held: list[dict[str, str]],
+    ) -> None:
+        spec = state.job_of(job)
+        try:
+            runner, scheduler = None, None
+            if WorkflowActionFeature.NEEDS_TARGET in record.features:
+                executor = await self.executor_for(state.row, step.target.get("ssh"))
+                runner, scheduler = executor.runner, executor.scheduler
+            ctx = _ActionContext(
+                self, state, job, step,
+                step_id=str(step.target.get("id") or step.index + 1),
+                workdir=self._workdir(state, spec, spec.steps[step.index], state.contexts(job)),
+                env=self._environment(state, job, spec, spec.steps[step.index]),
+                runner=runner,
+                scheduler=scheduler,
+            )  # fmt: skip
+            for outputs in held:
+                await asyncio.wait_for(action.release(outputs, ctx), RELEASE_SECONDS)
+        except (CorralError, TimeoutError) as exc:
+            reason = exc.message if isinstance(exc, CorralError) else "it took too long"
+            state.log(job.name, step.index, f"could not release what {step.name} holds: {reason}")
+        except Exception as exc:  # a plugin's bug must not stop the run from ending
+            log.error("run %s: releasing %s failed", state.row.id, step.name, exc_info=exc)
+            state.log(job.name, step.index, f"could not release what {step.name} holds: {exc}")
 
     async def _poll_subrun(self, state: _Run, job: RunJob, step: RunStep) -> None:
         """Copy a sub-workflow run's new log lines; when it is finished, settle the step."""

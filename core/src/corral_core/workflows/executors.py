@@ -80,6 +80,7 @@ import msgspec
 
 from corral_core.workflows.local_runner import LocalRunner
 from corral_sdk.errors import Invalid, ProviderError
+from corral_sdk.providers.scheduler import Scheduler
 from corral_sdk.transport import CommandResult, CommandRunner
 
 __all__ = [
@@ -148,6 +149,8 @@ class StepExecutor(Protocol):
 
     runner: CommandRunner
     """Runs commands on the target directly (workflow actions use it)."""
+    scheduler: Scheduler | None
+    """The target cluster's scheduler, over :attr:`runner` (``None`` in the workspace)."""
 
     async def launch(self, step: StepLaunch) -> None:
         """Start the step unless it was started already; return once it is (the lock exists),
@@ -255,6 +258,7 @@ fi
 (
   { [ -d "$cwd" ] || mkdir -p -- "$cwd"; } && cd -- "$cwd" || {
     echo "corral: cannot use the working directory $cwd" >&2; exit 1; }
+  [ -d "$HOME/.corral/bin" ] && PATH="$HOME/.corral/bin:$PATH" && export PATH
   . "$__corral_d/env" || exit 1
   export OUTPUTS="$__corral_d/outputs"
   exec "$@" "$__corral_sh" "$__corral_d/script"
@@ -486,6 +490,7 @@ class WorkspaceExecutor:
         self._sh = shutil.which("sh", path=search) or "/bin/sh"
         self._shell = shutil.which("bash", path=search) or self._sh
         self.runner: CommandRunner = LocalRunner(self.root, self.environment, self._shell)
+        self.scheduler: Scheduler | None = None
         self._setsid = shutil.which("setsid", path=search) or ""
         self._timeout: str | None = None  # found on first use
         self._setsid_fork = False
@@ -747,8 +752,15 @@ class RunnerExecutor:
     ``runner.run`` only: each call is one ``sh -s`` script on standard input, so the remote
     login shell may be any shell. ``~`` is the remote user's home."""
 
-    def __init__(self, runner: CommandRunner, *, kill_grace: float = 5.0) -> None:
+    def __init__(
+        self,
+        runner: CommandRunner,
+        *,
+        scheduler: Scheduler | None = None,
+        kill_grace: float = 5.0,
+    ) -> None:
         self.runner = runner
+        self.scheduler = scheduler
         self.kill_grace = kill_grace
 
     async def _run(self, script: str, what: str) -> CommandResult:

@@ -40,7 +40,7 @@ class LocalRunner:
         self, root: Path, environment: Mapping[str, str], shell: str = "/bin/bash"
     ) -> None:
         self.root = root
-        self.environment = dict(environment)
+        self.environment = {**environment, "HOME": str(root)}
         self.shell = shell
 
     @property

@@ -7,11 +7,18 @@ that the user holds ``login`` on; Corral signs in with the user's platform key o
 SSH connections (the cluster's own jump host included). ``remoteUser`` is the user's own
 account there (the spec fills it in automatically). Hosts that are not clusters of the user are
 refused with the reason, so a workflow cannot reach machines its user could not.
+
+With ``jumpNodeHost``, that host must be such a cluster, and ``remoteHost`` (``host`` or
+``host:port``) is a machine reached through it: a compute node, or the sshd an agent started on
+one. Corral signs in there through the cluster, as the same account; its host key is pinned
+under ``host via jump:port`` (trusted on first use, or set by the action that started the
+server: ``scheduler-agent``), so a node name means one machine per cluster.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +32,8 @@ from corral_core.identity.names import ResourceRef
 from corral_core.identity.roles import Principal
 from corral_core.resources.access import ResourceAccess
 from corral_core.resources.models import Resource
+from corral_core.ssh.pool import SSHEndpoint
+from corral_core.ssh.runner import SSHRunner
 from corral_core.workflows.executors import RunnerExecutor, StepExecutor, WorkspaceExecutor
 from corral_core.workflows.inputs import Resolver
 from corral_core.workflows.models import WorkflowRun
@@ -64,6 +73,9 @@ class StepTargets:
     @staticmethod
     def address(resource: Resource, spec: Any) -> tuple[str, int]:
         if isinstance(spec, CloudClusterSpec):
+            # a stopped or failed cluster keeps its last address, which a new cluster may own now
+            if resource.observed_state != "active":
+                return "", 22
             return str(resource.status.get("controller_address") or ""), 22
         return spec.login_host, spec.port
 
@@ -87,16 +99,14 @@ class StepTargets:
             return self._workspace[run.username]
         key = json.dumps([run.username, target], sort_keys=True)
         if key not in self._remote:
-            if target.get("jumpNodeHost"):
-                raise Invalid(
-                    "ssh: jumpNodeHost (a node reached through a cluster) is not supported yet; "
-                    "name the cluster as remoteHost",
-                    field="ssh.jumpNodeHost",
-                )
             principal = await self.principal(run.username)
-            resource = await self._cluster_at(principal, str(target["remoteHost"]))
+            jump = str(target.get("jumpNodeHost") or "")
+            resource = await self._cluster_at(principal, jump or str(target["remoteHost"]))
             runner = await self.clusters.runner(resource, run.username)
-            self._remote[key] = RunnerExecutor(runner)
+            scheduler = self.clusters.scheduler(resource, runner)
+            if jump:
+                runner = SSHRunner(runner.pool, runner.identity, _behind(runner.endpoint, target))
+            self._remote[key] = RunnerExecutor(runner, scheduler=scheduler)
         return self._remote[key]
 
     def resolver(self, principal: Principal) -> Resolver:
@@ -133,3 +143,18 @@ class StepTargets:
             }
 
         return resolve
+
+
+def _behind(jump: SSHEndpoint, target: dict[str, Any]) -> SSHEndpoint:
+    """The node ``remoteHost`` (``host`` or ``host:port``) reached through the cluster login
+    ``jump``, as the same account (``remoteUser`` and ``jumpNodeUser`` are filled in)."""
+    text = str(target.get("remoteHost") or "").strip()
+    host, _, port_text = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
+    if not host or not re.fullmatch(r"[A-Za-z0-9._-]+", host) or host.startswith("-"):
+        raise Invalid(
+            f"ssh.remoteHost: {text!r} is not a host (name or address, with :port if not 22)",
+            field="ssh.remoteHost",
+        )
+    if port_text and not (port_text.isdigit() and 0 < int(port_text) < 65536):
+        raise Invalid(f"ssh.remoteHost: {port_text!r} is not a port", field="ssh.remoteHost")
+    return SSHEndpoint(host=host, username=jump.username, port=int(port_text or 22), jump=jump)

@@ -284,6 +284,7 @@ class LocalHosts:
                     self._boot(record)
             return existing
         with self._locked():
+            self._sweep_partial()
             self._ensure_bridge()
             made: list[HostRecord] = []
             try:
@@ -334,9 +335,9 @@ class LocalHosts:
             idempotency_key=idempotency_key,
             launched_at=datetime.now(UTC).isoformat(),
         )
-        directory = self._dir(record.id)
+        # made aside and moved in whole: a kill half-way leaves no host without its init.sh
+        directory = self._partial / record.id
         directory.mkdir(parents=True)
-        self._save(record)
         for private in PRIVATE_DIRECTORIES:
             target = directory / "root" / private
             if private in _COPIED and Path("/", private).is_dir():
@@ -352,10 +353,23 @@ class LocalHosts:
         (directory / "init.sh").write_text(
             _INIT.replace("{private}", " ".join(PRIVATE_DIRECTORIES))
         )
+        self._save(record, directory)
+        self._instances.mkdir(parents=True, exist_ok=True)
+        directory.rename(self._dir(record.id))
         return record
 
-    def _save(self, record: HostRecord) -> None:
-        path = self._dir(record.id) / "instance.json"
+    @property
+    def _partial(self) -> Path:
+        return self.root / "partial"
+
+    def _sweep_partial(self) -> None:
+        """Remove hosts a killed call was making (under the lock: nobody else is making one)."""
+        if self._partial.is_dir():
+            for left in self._partial.iterdir():
+                shutil.rmtree(left, ignore_errors=True)
+
+    def _save(self, record: HostRecord, directory: Path | None = None) -> None:
+        path = (directory or self._dir(record.id)) / "instance.json"
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(record.__dict__, indent=1))
         temporary.replace(path)

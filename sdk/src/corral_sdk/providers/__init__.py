@@ -47,7 +47,12 @@ from corral_sdk.providers._common import (
     unsupported,
     unsupported_default,
 )
-from corral_sdk.providers.action import ACTION_FEATURE_METHODS, ActionContext, WorkflowAction
+from corral_sdk.providers.action import (
+    ACTION_FEATURE_METHODS,
+    ActionContext,
+    ReleasingAction,
+    WorkflowAction,
+)
 from corral_sdk.providers.ai import AI_FEATURE_METHODS, AIProvider, AIProviderBase
 from corral_sdk.providers.auth import AUTH_FEATURE_METHODS, AuthMethod, AuthMethodBase
 from corral_sdk.providers.cloud import CLOUD_FEATURE_METHODS, CloudProvider, CloudProviderBase
@@ -79,6 +84,7 @@ __all__ = [
     "JobState",
     "MethodKind",
     "ProgressLog",
+    "ReleasingAction",
     "Scheduler",
     "SchedulerBase",
     "SessionType",

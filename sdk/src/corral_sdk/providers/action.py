@@ -27,12 +27,14 @@ from typing import Any, Protocol, runtime_checkable
 import msgspec
 
 from corral_sdk.features import WorkflowActionFeature
+from corral_sdk.providers.scheduler import Scheduler
 from corral_sdk.transport import CommandRunner
 
 __all__ = [
     "ACTION_FEATURE_METHODS",
     "ActionContext",
     "ActionResult",
+    "ReleasingAction",
     "WorkflowAction",
 ]
 
@@ -70,6 +72,32 @@ class ActionContext(Protocol):
     def runner(self) -> CommandRunner | None:
         """The step's ``ssh`` target, or the user's workspace; ``None`` when the action runs
         inside Corral only."""
+        ...
+
+    @property
+    def scheduler(self) -> Scheduler | None:
+        """The scheduler of the cluster the step's ``ssh`` names, over :attr:`runner`;
+        ``None`` in the workspace."""
+        ...
+
+    @property
+    def attempt_key(self) -> str:
+        """A name for this attempt of this step of this run (letters, digits, ``-``), the same
+        when a worker that died runs the action again: name what the action makes with it to
+        find it again instead of making it twice."""
+        ...
+
+    @property
+    def ssh_public_key(self) -> str:
+        """The OpenSSH public key Corral signs in with as the run's user (to authorize on an
+        SSH server the action starts, such as an agent's sshd on a node)."""
+        ...
+
+    async def trust_host_key(self, host: str, port: int, public_key: str) -> None:
+        """Trust ``public_key`` (OpenSSH format), and only it, for ``host:port`` reached
+        through the step's ``ssh`` target as a jump host: the key of a server the action
+        started and read. Later steps with ``jumpNodeHost`` there sign in to it. Raises
+        ``Invalid`` in the workspace."""
         ...
 
     async def log(self, message: str) -> None:
@@ -125,6 +153,19 @@ class WorkflowAction(Protocol):
 
     async def run(self, inputs: Any, ctx: ActionContext) -> ActionResult:
         """Do the step's work and return its outputs; raise to fail the step."""
+        ...
+
+
+@runtime_checkable
+class ReleasingAction(WorkflowAction, Protocol):
+    """An action that holds something until its run ends (a scheduler job, a server): the
+    engine calls :meth:`release` once every job of the run has ended, whatever the run's
+    status, with the step's outputs (those published with :meth:`ActionContext.set_output`
+    before a failure or a cancel included)."""
+
+    async def release(self, outputs: Mapping[str, str], ctx: ActionContext) -> None:
+        """Let go of what the step holds. Idempotent (a worker that dies in the middle runs it
+        again); an error is logged in the run and does not change its status."""
         ...
 
 

@@ -59,7 +59,12 @@ from corral_sdk.providers._common import (
     protocol_methods,
     required_methods,
 )
-from corral_sdk.providers.action import ACTION_FEATURE_METHODS, ActionResult, WorkflowAction
+from corral_sdk.providers.action import (
+    ACTION_FEATURE_METHODS,
+    ActionResult,
+    ReleasingAction,
+    WorkflowAction,
+)
 from corral_sdk.providers.ai import (
     AI_FEATURE_METHODS,
     AIProvider,
@@ -1360,7 +1365,9 @@ class WorkflowActionConformance(ProviderConformance):
 
     Fixtures to supply: ``record``, ``provider``, ``inputs`` (the decoded ``with:``, an instance
     of the record's ``config``). Optional: ``runner`` (the step's target, needed with
-    ``NEEDS_TARGET``), ``expected_outputs``, ``invalid_inputs``.
+    ``NEEDS_TARGET``), ``scheduler`` (the target cluster's), ``expected_outputs``,
+    ``invalid_inputs``. A :class:`~corral_sdk.providers.action.ReleasingAction` is released
+    after its run, twice (release is idempotent).
     """
 
     record_type = WorkflowActionRecord
@@ -1370,6 +1377,10 @@ class WorkflowActionConformance(ProviderConformance):
 
     @pytest.fixture
     def runner(self) -> Any:
+        return None
+
+    @pytest.fixture
+    def scheduler(self) -> Any:
         return None
 
     @pytest.fixture
@@ -1406,11 +1417,12 @@ class WorkflowActionConformance(ProviderConformance):
         provider: WorkflowAction,
         inputs: Any,
         runner: Any,
+        scheduler: Any,
         expected_outputs: dict[str, str] | None,
     ) -> None:
         if WorkflowActionFeature.NEEDS_TARGET in record.features:
             assert runner is not None, "NEEDS_TARGET is declared: give a `runner` fixture"
-        ctx = RecordingActionContext(runner=runner)
+        ctx = RecordingActionContext(runner=runner, scheduler=scheduler)
         result = await provider.run(inputs, ctx)
         assert isinstance(result, ActionResult), f"run() returned {result!r}"
         outputs = {**ctx.outputs, **result.outputs}
@@ -1424,3 +1436,6 @@ class WorkflowActionConformance(ProviderConformance):
             assert not outputs, f"the action produced {sorted(outputs)}: declare PRODUCES_OUTPUTS"
         if expected_outputs is not None:
             assert outputs == expected_outputs
+        if isinstance(provider, ReleasingAction):
+            await provider.release(outputs, ctx)
+            await provider.release(outputs, ctx)

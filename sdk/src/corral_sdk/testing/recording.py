@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # importing corral_sdk.providers at run time would load every provider kind
     from corral_sdk.providers._common import StepState
+    from corral_sdk.providers.scheduler import Scheduler
     from corral_sdk.transport import CommandRunner
 
 __all__ = ["RecordingActionContext", "RecordingLog"]
@@ -37,6 +39,8 @@ class RecordingActionContext:
         self,
         *,
         runner: CommandRunner | None = None,
+        scheduler: Scheduler | None = None,
+        ssh_public_key: str = "",
         workdir: str = "/tmp/corral-run",  # noqa: S108 - a path on the runner, never opened here
         env: Mapping[str, str] | None = None,
         run_id: str = "run-1",
@@ -44,6 +48,8 @@ class RecordingActionContext:
         step: str = "step-1",
     ) -> None:
         self._runner = runner
+        self._scheduler = scheduler
+        self._ssh_public_key = ssh_public_key
         self._workdir = workdir
         self._env = dict(env or {})
         self._run_id = run_id
@@ -53,6 +59,8 @@ class RecordingActionContext:
         self.outputs: dict[str, str] = {}
         self.cancelled: list[dict[str, Any]] = []
         self.sessions: dict[str, dict[str, Any]] = {}
+        self.trusted: dict[tuple[str, int], str] = {}
+        """Host keys trusted through :meth:`trust_host_key`, by ``(host, port)``."""
 
     @property
     def run_id(self) -> str:
@@ -77,6 +85,21 @@ class RecordingActionContext:
     @property
     def runner(self) -> CommandRunner | None:
         return self._runner
+
+    @property
+    def scheduler(self) -> Scheduler | None:
+        return self._scheduler
+
+    @property
+    def attempt_key(self) -> str:
+        return re.sub(r"[^A-Za-z0-9-]+", "-", f"{self._run_id}-{self._job}-{self._step}")
+
+    @property
+    def ssh_public_key(self) -> str:
+        return self._ssh_public_key
+
+    async def trust_host_key(self, host: str, port: int, public_key: str) -> None:
+        self.trusted[(host, port)] = public_key
 
     async def log(self, message: str) -> None:
         self.lines.append(message)
