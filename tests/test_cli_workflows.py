@@ -135,3 +135,25 @@ def test_runs_errors_failed_rerun_clean_and_live_follow(admin: Cli, tmp_path: Pa
     assert time.monotonic() - began < 3.5, "the first line came only at the end"
     rest, _ = follower.communicate(timeout=60)
     assert follower.returncode == 0 and "main: late" in rest.splitlines()
+
+
+PLATFORM = """{permissions}jobs:
+  main:
+    steps:
+      - run: pw workflows ls -o json
+"""
+
+
+def test_a_step_calls_the_platform_as_its_run(admin: Cli, tmp_path: Path) -> None:  # noqa: F811
+    """§3.7: ``pw`` in a step reaches Corral with the run's token (``PW_PLATFORM_HOST``,
+    ``PW_API_KEY``): as the user with ``permissions: ['*']``, refused without."""
+    for name, permissions in (("wide", "permissions: ['*']\n"), ("narrow", "")):
+        flow = tmp_path / f"{name}.yaml"
+        flow.write_text(PLATFORM.format(permissions=permissions))
+        admin.ok("workflows", "create", name, "--yaml", str(flow))
+    wide = admin("workflows", "run", "wide", "--wait")
+    assert wide.returncode == 0, wide.stdout + wide.stderr
+    assert "pw://admin/wide" in wide.stdout and "pw://admin/narrow" in wide.stdout
+    narrow = admin("workflows", "run", "narrow", "--wait")
+    assert narrow.returncode == 1, narrow.stdout + narrow.stderr
+    assert "may only update the sessions the run created" in narrow.stdout, narrow.stdout

@@ -546,3 +546,23 @@ async def test_public_keys_for_authorized_keys_command(api: Api) -> None:
     await api.client.patch("/api/users/bob", json={}, headers=alice)
     await api.client.patch("/api/users/alice", json={"disabled": True}, headers=await api.admin())
     assert (await api.client.get("/api/users/alice/ssh-public-keys")).text == ""
+
+
+async def test_a_run_token_without_permissions_star_reaches_no_route_and_with_it_acts_as_its_user(
+    api: Api,
+) -> None:
+    """§3.7 at the API: a run's token acts as its user with ``permissions: ['*']``; without
+    it, only the run's own sessions (routes marked for run tokens), so 403 elsewhere; revoked,
+    401."""
+    await api.org_with_admin("acme", "alice")
+    authn = api.runtime.authn
+    narrow = await authn.issue_run_token("alice", 7, everything=False, expires_at=None)
+    wide = await authn.issue_run_token("alice", 8, everything=True, expires_at=None)
+    refused = await api.client.get("/api/workflows", headers={"Authorization": f"Bearer {narrow}"})
+    assert refused.status_code == 403 and refused.json()["reason"] == "run-token-scope"
+    assert "permissions: ['*']" in refused.json()["detail"]
+    allowed = await api.client.get("/api/workflows", headers={"Authorization": f"Bearer {wide}"})
+    assert allowed.status_code == 200, allowed.text
+    await authn.revoke_run_token(8)
+    gone = await api.client.get("/api/workflows", headers={"Authorization": f"Bearer {wide}"})
+    assert gone.status_code == 401

@@ -5,6 +5,7 @@ matrices, cancel, and a worker that dies in the middle of a run."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -14,13 +15,13 @@ from typing import Any
 
 import pytest
 from sqlmodel import col, select
-from workflow_lab import Lab
+from workflow_lab import PLATFORM_URL, Lab
 
 from corral_core.db import utcnow
 from corral_core.identity.names import ResourceRef
 from corral_core.testing import git_repository
 from corral_core.workflows.models import WorkflowRun
-from corral_sdk.errors import Invalid, ProviderError
+from corral_sdk.errors import Invalid, NotAuthenticated, ProviderError
 from corral_sdk.wire import WorkflowCreate
 
 pytestmark = pytest.mark.anyio
@@ -555,3 +556,36 @@ async def test_a_remote_workflow_runs_what_its_repository_holds_at_each_run(
     )
     with pytest.raises(ProviderError, match="cannot fetch HEAD from"):
         await lab.runs.start(lab.principal, ResourceRef(lab.principal.username, "gone"), {})
+
+
+TOKEN = """{permissions}jobs:
+  main:
+    steps:
+      - run: |
+          echo "$PW_PLATFORM_HOST $PW_API_KEY $PW_USER"
+          sleep 30
+"""
+
+
+@pytest.mark.parametrize(("permissions", "scope"), [("", "sessions"), ("permissions: ['*']\n", "")])
+async def test_steps_get_a_token_of_their_run_scoped_by_permissions_and_revoked_at_the_end(
+    lab: Lab, permissions: str, scope: str
+) -> None:
+    """§3.7: the run's token acts as its user with ``permissions: ['*']``, and can only update
+    the run's sessions without it; it stops working when the run ends."""
+    run = await lab.start(TOKEN.format(permissions=permissions))
+    deadline = time.monotonic() + 20
+    while not (printed := (await lab.result(run.id or 0)).printed("main")):
+        assert time.monotonic() < deadline, "the step printed nothing"
+        await lab.engine.tick(run.id or 0, budget=0.2)
+    host, token, user = printed[0].split()
+    assert host == PLATFORM_URL and user == lab.principal.username
+    assert token not in json.dumps(run.plan)  # kept sealed
+    principal = await lab.runtime.authn.authenticate(token)
+    assert principal.username == lab.principal.username and principal.credential_kind == "run"
+    assert principal.scope == (f"run:{run.id}:sessions" if scope else "")
+    await lab.engine.cancel(run.id or 0)
+    done = await lab.finish(run.id or 0)
+    assert done.run.status == "canceled"
+    with pytest.raises(NotAuthenticated):
+        await lab.runtime.authn.authenticate(token)

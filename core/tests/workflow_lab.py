@@ -30,6 +30,10 @@ from corral_sdk.wire import WorkflowCreate
 __all__ = ["Finished", "Lab", "lab"]
 
 
+PLATFORM_URL = "http://corral.test:8080"
+"""What the lab's workspace steps are told Corral's URL is (``PW_PLATFORM_HOST``)."""
+
+
 @dataclass
 class Finished:
     run: WorkflowRun
@@ -62,7 +66,7 @@ class Lab:
     async def executor(self, run: WorkflowRun, target: Any) -> WorkspaceExecutor:
         if run.username not in self.executors:
             self.executors[run.username] = WorkspaceExecutor(
-                self.root / run.username, kill_grace=1.0
+                self.root / run.username, kill_grace=1.0, platform_url=PLATFORM_URL
             )
         return self.executors[run.username]
 
@@ -75,6 +79,7 @@ class Lab:
             actions=self.runtime.kernel.workflow_actions().get,
             start_subrun=self.start_subrun,
             sessions=self.runtime.run_sessions,
+            tokens=self.runtime.authn,
         )
 
     async def start_subrun(

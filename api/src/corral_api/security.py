@@ -3,6 +3,11 @@
 Every route requires a credential unless its handler is marked public (``opt={"public": True}``)
 and listed in :data:`PUBLIC_ROUTES`; a meta-test checks the two agree. Credentials come as
 ``Authorization: Bearer <api key or token>`` or as the browser's session cookie.
+
+A workflow run's token (lent to its steps as ``PW_API_KEY``) acts as the run's user when the
+workflow declares ``permissions: ['*']``; otherwise its scope (``Principal.scope``) lets it call
+only routes marked ``opt={"run_token": True}`` (updating the run's own sessions), each of which
+checks that scope itself.
 """
 
 from __future__ import annotations
@@ -75,6 +80,12 @@ class CredentialMiddleware(AbstractAuthenticationMiddleware):
                     reason="credential-malformed",
                 )
             principal = await _runtime(connection).authn.authenticate(value.strip())
+            if principal.scope and not connection.route_handler.opt.get("run_token"):
+                raise PermissionDenied(
+                    "this workflow run's token may only update the sessions the run created; "
+                    "a workflow that needs more declares `permissions: ['*']`",
+                    reason="run-token-scope",
+                )
             return AuthenticationResult(user=principal, auth=principal.credential_kind)
         cookie = connection.cookies.get(SESSION_COOKIE)
         if cookie:

@@ -121,7 +121,11 @@ class Runtime:
         self.workflows = WorkflowService(self.db, self.resources, self.access)
         self.reconciler.bind(WORKFLOW_KIND, WorkflowReconciler())
         self.targets = StepTargets(
-            settings.data_path / "workspaces", self.clusters, self.access, self.authn
+            settings.data_path / "workspaces",
+            self.clusters,
+            self.access,
+            self.authn,
+            platform_url=settings.public_url,
         )
         self.org_variables = OrgVariableService(self.db, self.identity)
         self.run_sessions = RunSessions(self.db, self.resources)
@@ -134,6 +138,7 @@ class Runtime:
             actions=kernel.workflow_actions().get,
             start_subrun=self._start_subrun,
             sessions=self.run_sessions,
+            tokens=self.authn,
         )
         self.tasks.actor(RECONCILE_ACTOR, self.reconciler.reconcile)
         self.tasks.actor(DELIVER_EVENTS_ACTOR, self._deliver_events)

@@ -178,6 +178,7 @@ class Authenticator:
             credential_kind=credential.kind if credential else "session",
             credential_id=credential.id if credential else None,
             credential_expires_at=credential.expires_at if credential else None,
+            scope=credential.scope if credential else "",
         )
 
     async def authenticate(self, value: str) -> Principal:
@@ -308,7 +309,7 @@ class Authenticator:
     # --- credentials ----------------------------------------------------------------------------
 
     async def _issue(
-        self, user: User, kind: str, name: str, expires_at: datetime | None
+        self, user: User, kind: str, name: str, expires_at: datetime | None, scope: str = ""
     ) -> IssuedCredential:
         assert user.id is not None
         issued = credentials.issue(kind)
@@ -317,6 +318,7 @@ class Authenticator:
             user_id=user.id,
             kind=kind,
             name=name,
+            scope=scope,
             secret_hash=issued.secret_hash,
             expires_at=expires_at,
         )
@@ -333,6 +335,30 @@ class Authenticator:
             expires_at=expires_at,
             secret=issued.value,
         )
+
+    async def issue_run_token(
+        self, username: str, run_id: int, *, everything: bool, expires_at: datetime | None
+    ) -> str:
+        """A token for run ``run_id``'s steps, acting as its user: for ``everything`` the
+        workflow has ``permissions: ['*']``; else scoped to updating the run's sessions."""
+        async with self._db.session() as session:
+            user = (await session.exec(select(User).where(col(User.username) == username))).first()
+        if user is None:
+            raise NotFound(f"user {username!r} no longer exists")
+        scope = "" if everything else f"run:{run_id}:sessions"
+        issued = await self._issue(user, "run", f"run {run_id}", expires_at, scope)
+        return issued.secret
+
+    async def revoke_run_token(self, run_id: int) -> None:
+        """Delete run ``run_id``'s token: it stops working at once (its run ended)."""
+        async with self._db.session() as session:
+            await session.exec(
+                delete(Credential)
+                .where(col(Credential.kind) == "run")
+                .where(col(Credential.name) == f"run {run_id}")
+            )
+            await session.commit()
+        await self.identity_changed()
 
     async def _user(self, principal: Principal) -> tuple[User, Org]:
         async with self._db.session() as session:

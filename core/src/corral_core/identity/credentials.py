@@ -17,7 +17,8 @@ __all__ = [
     "secret_matches",
 ]
 
-KINDS = {"apikey": "cak", "token": "cat", "session": "cas"}
+KINDS = {"apikey": "cak", "token": "cat", "session": "cas", "run": "car"}
+"""Credential kinds and their prefixes; ``run`` is a workflow run's token, lent to its steps."""
 _PREFIX_TO_KIND = {prefix: kind for kind, prefix in KINDS.items()}
 PUBLIC_ID_BYTES = 12
 SECRET_BYTES = 32

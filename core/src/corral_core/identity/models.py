@@ -90,8 +90,11 @@ class Credential(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     public_id: str = Field(max_length=32, unique=True)
     user_id: int = Field(foreign_key="user_account.id", ondelete="CASCADE")
-    kind: str = Field(max_length=16)  # "apikey" | "token" | "session"
+    kind: str = Field(max_length=16)  # "apikey" | "token" | "session" | "run"
     name: str = Field(default="", max_length=255)
+    scope: str = Field(default="", max_length=255)
+    """What the credential may do: ``""`` all its user may, ``run:<id>:sessions`` only what a
+    run's token without ``permissions: ['*']`` may (update the run's sessions)."""
     secret_hash: str = Field(max_length=128)
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime | None = None

@@ -35,6 +35,9 @@ class Principal:
     credential_kind: str = "session"
     credential_id: int | None = None
     credential_expires_at: datetime | None = None
+    scope: str = ""
+    """``""``: everything the user may do; else the credential's narrower scope (a run's
+    token without ``permissions: ['*']``: ``run:<id>:sessions``)."""
 
     @property
     def platform_admin(self) -> bool:

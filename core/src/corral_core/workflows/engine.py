@@ -77,6 +77,16 @@ and attempt, with the step's rendered ``with:`` as its inputs; returns the run's
 ``CorralError`` (recursion, depth, an unknown workflow, a bad input)."""
 
 
+class RunTokens(Protocol):
+    """Tokens lent to a run's steps (``PW_API_KEY``): the authenticator."""
+
+    async def issue_run_token(
+        self, username: str, run_id: int, *, everything: bool, expires_at: datetime | None
+    ) -> str: ...
+
+    async def revoke_run_token(self, run_id: int) -> None: ...
+
+
 class RunSessionStore(Protocol):
     """The sessions of runs (:class:`corral_core.sessions.service.RunSessions`)."""
 
@@ -299,8 +309,10 @@ class RunEngine:
         actions: ActionLookup | None = None,
         start_subrun: StartSubRun | None = None,
         sessions: RunSessionStore | None = None,
+        tokens: RunTokens | None = None,
     ) -> None:
         self.db = db
+        self.tokens = tokens
         self.secrets = secrets
         self.executor_for = executor_for
         self.enqueue = enqueue
@@ -504,6 +516,15 @@ class RunEngine:
                     state.log("", None, f"run {run.number:05d} error: {exc.message}")
                     return True
                 run.plan = {**run.plan, "sessions": names}
+            if self.tokens is not None:
+                limit = _seconds(state.workflow.timeout)
+                token = await self.tokens.issue_run_token(
+                    run.username,
+                    run.id or 0,
+                    everything="*" in state.workflow.permissions,
+                    expires_at=now + timedelta(seconds=limit + 3600) if limit else None,
+                )
+                run.plan = {**run.plan, "token": self.secrets.encrypt(token)}
             run.status, run.started_at = "running", now
             fetched = (
                 f" (its YAML fetched at {run.plan['commit']})" if run.plan.get("commit") else ""
@@ -533,6 +554,8 @@ class RunEngine:
                 progressed |= await self._advance_job(state, job, failed_any)
         if all(j.status in TERMINAL for j in state.jobs):
             await self._let_go(state, ending=True)
+            if self.tokens is not None and run.plan.get("token"):
+                await self.tokens.revoke_run_token(run.id or 0)
             if run.cancel_requested and not run.reason.startswith(RUN_TIMED_OUT):
                 run.status = "canceled"
             elif any(j.status in FAILED for j in state.jobs) or run.reason:
@@ -841,6 +864,7 @@ class RunEngine:
         env = self._environment(state, job, spec, step_spec if step.kind == "step" else None)
         try:
             executor = await self.executor_for(run, target)
+            env = {**self._platform_env(state, executor), **env}
             await executor.launch(
                 StepLaunch(
                     directory=directory, script=script, cwd=cwd, env=env, timeout_seconds=timeout
@@ -862,6 +886,18 @@ class RunEngine:
             step.name = step_spec.name or (command.strip().splitlines() or [""])[0][:200]
         self._started(state, job, step, "")
         return True
+
+    def _platform_env(self, state: _Run, executor: StepExecutor) -> dict[str, str]:
+        """What lets a step call the platform as its run (``pw``/``corral`` read these): the
+        URL through which the step's target reaches Corral, and the run's token."""
+        sealed = state.row.plan.get("token")
+        if not sealed:
+            return {}
+        return {
+            "PW_PLATFORM_HOST": executor.platform_url,
+            "PW_API_KEY": self.secrets.decrypt(sealed),
+            "PW_USER": state.row.username,
+        }
 
     @staticmethod
     def _workdir(state: _Run, spec: Job, step: Step, contexts: dict[str, Any]) -> str:

@@ -151,6 +151,8 @@ class StepExecutor(Protocol):
     """Runs commands on the target directly (workflow actions use it)."""
     scheduler: Scheduler | None
     """The target cluster's scheduler, over :attr:`runner` (``None`` in the workspace)."""
+    platform_url: str
+    """The URL through which the target reaches Corral (steps get it as ``PW_PLATFORM_HOST``)."""
 
     async def launch(self, step: StepLaunch) -> None:
         """Start the step unless it was started already; return once it is (the lock exists),
@@ -476,6 +478,7 @@ class WorkspaceExecutor:
         *,
         kill_grace: float = 5.0,
         environment: Mapping[str, str] | None = None,
+        platform_url: str = "",
     ) -> None:
         self.root = Path(root)
         self.kill_grace = kill_grace
@@ -491,6 +494,7 @@ class WorkspaceExecutor:
         self._shell = shutil.which("bash", path=search) or self._sh
         self.runner: CommandRunner = LocalRunner(self.root, self.environment, self._shell)
         self.scheduler: Scheduler | None = None
+        self.platform_url = platform_url
         self._setsid = shutil.which("setsid", path=search) or ""
         self._timeout: str | None = None  # found on first use
         self._setsid_fork = False
@@ -757,10 +761,12 @@ class RunnerExecutor:
         runner: CommandRunner,
         *,
         scheduler: Scheduler | None = None,
+        platform_url: str = "",
         kill_grace: float = 5.0,
     ) -> None:
         self.runner = runner
         self.scheduler = scheduler
+        self.platform_url = platform_url
         self.kill_grace = kill_grace
 
     async def _run(self, script: str, what: str) -> CommandResult:

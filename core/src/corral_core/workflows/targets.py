@@ -51,8 +51,11 @@ class StepTargets:
         clusters: ClusterService,
         access: ResourceAccess,
         authn: Authenticator,
+        platform_url: str = "",
     ) -> None:
         self.workspaces = workspaces
+        self.platform_url = platform_url
+        """The URL workspaces and clusters reach Corral at (cloud clusters: their callback)."""
         self.clusters = clusters
         self.access = access
         self.authn = authn
@@ -95,7 +98,9 @@ class StepTargets:
     async def executor_for(self, run: WorkflowRun, target: dict[str, Any] | None) -> StepExecutor:
         if target is None or target.get("remoteHost") in (None, "", WORKSPACE):
             if run.username not in self._workspace:
-                self._workspace[run.username] = WorkspaceExecutor(self.workspace(run.username))
+                self._workspace[run.username] = WorkspaceExecutor(
+                    self.workspace(run.username), platform_url=self.platform_url
+                )
             return self._workspace[run.username]
         key = json.dumps([run.username, target], sort_keys=True)
         if key not in self._remote:
@@ -106,7 +111,11 @@ class StepTargets:
             scheduler = self.clusters.scheduler(resource, runner)
             if jump:
                 runner = SSHRunner(runner.pool, runner.identity, _behind(runner.endpoint, target))
-            self._remote[key] = RunnerExecutor(runner, scheduler=scheduler)
+            cloud = isinstance(self.clusters.spec_of(resource), CloudClusterSpec)
+            url = self.clusters.cloud.callback_url if cloud else self.platform_url
+            self._remote[key] = RunnerExecutor(
+                runner, scheduler=scheduler, platform_url=url or self.platform_url
+            )
         return self._remote[key]
 
     def resolver(self, principal: Principal) -> Resolver:
