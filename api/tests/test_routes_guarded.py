@@ -29,6 +29,7 @@ SAMPLES: list[tuple[str, dict[str, str]]] = [
     ("/api/cloud-accounts/", {"name": "lab"}),
     ("/api/workflows/", {"owner": "alice", "name": "flow", "version": "1"}),
     ("/api/runs/", {"ref": "alice.flow.00001"}),
+    ("/api/sessions/", {"owner": "alice", "name": "desk"}),
 ]
 
 

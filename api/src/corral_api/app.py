@@ -15,6 +15,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
+from corral_api.proxy import session_proxy
 from corral_api.routes.audit import list_audit
 from corral_api.routes.auth import AuthController, SshKeyController, ssh_public_keys
 from corral_api.routes.clouds import CloudAccountController
@@ -22,6 +23,7 @@ from corral_api.routes.clusters import ClusterController
 from corral_api.routes.orgs import GroupController, OrgController, UserController
 from corral_api.routes.resources import ResourceController
 from corral_api.routes.runs import RunController, WorkflowRunController
+from corral_api.routes.sessions import SessionController
 from corral_api.routes.ssh import SSHController, ssh_connect
 from corral_api.routes.system import system_routes
 from corral_api.routes.workflows import WorkflowController, WorkflowSchemaController
@@ -150,10 +152,12 @@ def create_app(runtime: Runtime, *, debug: bool = False) -> Litestar:
         UserController,
         GroupController,
         ResourceController,
+        SessionController,
         ClusterController,
         SSHController,
         ssh_connect,
         list_audit,
+        session_proxy,
     ]
     for plugin_name, handlers in runtime.kernel.api_routes():
         route_handlers.append(Router(path=f"/api/plugins/{plugin_name}", route_handlers=handlers))

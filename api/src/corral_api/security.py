@@ -135,7 +135,11 @@ class AuditMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in SAFE_METHODS:
+        if (
+            scope["type"] != "http"
+            or scope["method"] in SAFE_METHODS
+            or scope["path"].startswith("/sessions/")  # a session's own traffic, not Corral's
+        ):
             await self.app(scope, receive, send)
             return
         status = 500

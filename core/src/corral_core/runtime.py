@@ -35,7 +35,9 @@ from corral_core.resources.models import Resource
 from corral_core.resources.reconciler import ResourceReconciler
 from corral_core.resources.service import ResourceService
 from corral_core.secrets import SecretBox
+from corral_core.sessions.live import SessionConnector, SessionReconciler
 from corral_core.sessions.service import RunSessions
+from corral_core.sessions.spec import SESSION_KIND
 from corral_core.settings import Settings
 from corral_core.ssh import HostKeyStore, SSHPool
 from corral_core.tasks import TaskQueue
@@ -129,6 +131,8 @@ class Runtime:
         )
         self.org_variables = OrgVariableService(self.db, self.identity)
         self.run_sessions = RunSessions(self.db, self.resources)
+        self.sessions = SessionConnector(kernel, self.targets)
+        self.reconciler.bind(SESSION_KIND, SessionReconciler(self.sessions))
         self.runs = RunService(self.db, self.workflows, self.secrets, self._enqueue_run)
         self.engine = RunEngine(
             self.db,
@@ -267,6 +271,7 @@ class Runtime:
 
     async def close(self) -> None:
         """Close this loop's connections and the broker (background work must be stopped)."""
+        await self.sessions.close_all()
         self.ssh.close()
         await self.db.dispose()
         await self.pubsub.close()

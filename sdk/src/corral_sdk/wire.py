@@ -884,3 +884,52 @@ class RunCleaned(msgspec.Struct, frozen=True, kw_only=True):
     """The slugs of the runs deleted."""
     skipped: list[str] = msgspec.field(default_factory=list)
     """Slugs named in ``slugs`` that were not deleted: unfinished, unknown or not yours."""
+
+
+# --- sessions ---------------------------------------------------------------------------------
+
+
+class SessionCreate(_Request, frozen=True, kw_only=True):
+    """A session made by hand (not by a workflow run): its owner removes it."""
+
+    name: str = ""
+    """Lowercase letters and digits, 2-255; by default ``<type><unix time>``."""
+    type: str = "tunnel"
+    """``tunnel``, ``link``, or an installed plugin's type (``jupyter``, ``desktop``...)."""
+    target: str = "user-workspace"
+    """``user-workspace`` or a cluster you can log in to (``pw://owner/name`` or a name)."""
+    remote_host: str = "localhost"
+    remote_port: int | None = None
+    local_port: int = 0
+    slug: str = ""
+    use_tls: bool = False
+    url: str = ""
+    """A link's URL."""
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+    """The type's options (a Jupyter directory, a desktop geometry)."""
+
+
+class SessionInfo(msgspec.Struct, frozen=True, kw_only=True):
+    uri: str
+    owner: str
+    name: str
+    type: str
+    target: str
+    status: str
+    """creating, installing, starting, running, failed or stopped."""
+    reason: str = ""
+    remote_host: str = ""
+    remote_port: int | None = None
+    local_port: int = 0
+    slug: str = ""
+    open_url: str = ""
+    """What to open in a browser: the session's page on the platform, or a link's URL."""
+    run_id: int | None = None
+    """The workflow run that made it, if one did."""
+    created_at: datetime
+    updated_at: datetime
+
+
+class SessionList(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[SessionInfo]
+    total: int

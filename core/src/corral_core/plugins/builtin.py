@@ -8,13 +8,19 @@ other plugin.
 
 from __future__ import annotations
 
-from corral_sdk.features import AuthFeature, WorkflowActionFeature
+from corral_sdk.features import AuthFeature, SessionFeature, WorkflowActionFeature
 from corral_sdk.plugin import hookimpl
-from corral_sdk.records import AuthMethodRecord, ResourceKindRecord, WorkflowActionRecord
+from corral_sdk.records import (
+    AuthMethodRecord,
+    ResourceKindRecord,
+    SessionTypeRecord,
+    WorkflowActionRecord,
+)
 
 __all__ = [
     "corral_register_auth_methods",
     "corral_register_resource_kinds",
+    "corral_register_session_types",
     "corral_register_workflow_actions",
 ]
 
@@ -91,6 +97,32 @@ def corral_register_workflow_actions() -> list[WorkflowActionRecord]:
 
 
 @hookimpl
+def corral_register_session_types() -> list[SessionTypeRecord]:
+    web = frozenset(
+        {
+            SessionFeature.HTTP,
+            SessionFeature.WEBSOCKET,
+            SessionFeature.HTTPS_BACKEND,
+            SessionFeature.WORKSPACE,
+        }
+    )
+    return [
+        SessionTypeRecord(
+            name="tunnel",
+            factory="corral_core.sessions.types:Tunnel",
+            features=web,
+            docs="An app already listening on a port of a cluster or of your workspace, served "
+            "through the platform at the session's URL (HTTP and WebSocket).",
+        ),
+        SessionTypeRecord(
+            name="link",
+            factory="corral_core.sessions.types:Link",
+            docs="A URL to an app hosted outside the platform.",
+        ),
+    ]
+
+
+@hookimpl
 def corral_register_resource_kinds() -> list[ResourceKindRecord]:
     from corral_core.clusters.spec import (
         CLUSTER_KIND,
@@ -128,7 +160,8 @@ def corral_register_resource_kinds() -> list[ResourceKindRecord]:
         ),
         ResourceKindRecord(
             name=SESSION_KIND,
-            factory="corral_core.sessions.service:SessionReconciler",
+            # The runtime binds the reconciler to its services (ResourceReconciler.bind).
+            factory="corral_core.sessions.live:SessionReconciler",
             config=SessionSpec,
             states=SESSION_STATES,
             initial_state="creating",

@@ -1,10 +1,9 @@
 """Sessions of workflow runs (spec §7): made when a run starts, filled in by the
-``update-session`` action, removed when the run ends unless ``detach``; and the session
-reconciler, which tells whether a session's app answers."""
+``update-session`` action, removed when the run ends unless ``detach``. What makes them run is
+:mod:`corral_core.sessions.live`."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -15,16 +14,14 @@ from sqlmodel import col, select
 from corral_core.db import Database
 from corral_core.resources.models import Resource
 from corral_core.resources.service import ResourceService
-from corral_core.sessions.spec import SESSION_KIND, WORKSPACE, SessionSpec
+from corral_core.sessions.spec import SESSION_KIND, SessionSpec
 from corral_core.workflows.format import PromptForName, Session
 from corral_core.workflows.models import WorkflowRun
 from corral_sdk.errors import Invalid, NotFound
-from corral_sdk.reconcile import ReconcileContext, ReconcileResult, ResourceSnapshot
 
-__all__ = ["RunSessions", "SessionReconciler"]
+__all__ = ["RunSessions"]
 
 _NOT_NAME = re.compile(r"[^a-z0-9]")
-PROBE_SECONDS = 2.0
 
 
 def _name(text: str) -> str:
@@ -158,42 +155,3 @@ class RunSessions:
                 except NotFound:
                     pass
         return removed
-
-
-class SessionReconciler:
-    """A link session runs once it has a URL. A tunnel session runs once its app answers: in
-    the workspace, a TCP connection to ``remote_host:remote_port`` on the Corral host; on a
-    cluster, through the cluster (tunnels to clusters come with the sessions' proxy)."""
-
-    async def reconcile(self, resource: ResourceSnapshot, ctx: ReconcileContext) -> ReconcileResult:
-        spec = msgspec.convert(resource.spec, SessionSpec)
-        desired = resource.desired_state
-        if desired in ("stopped", "creating"):
-            return ReconcileResult(observed_state=desired)
-        if spec.type == "link":
-            if not spec.url:
-                return ReconcileResult(observed_state="failed", reason="a link session has no url")
-            return ReconcileResult(observed_state="running")
-        if spec.remote_port is None:
-            return ReconcileResult(
-                observed_state="failed", reason="a tunnel session needs the app's remotePort"
-            )
-        if spec.target != WORKSPACE:
-            return ReconcileResult(
-                observed_state="creating",
-                reason=f"waiting for a tunnel to {spec.remote_host}:{spec.remote_port} on "
-                f"{spec.target}",
-                requeue_after=10.0,
-            )
-        try:
-            _, writer = await asyncio.wait_for(
-                asyncio.open_connection(spec.remote_host, spec.remote_port), PROBE_SECONDS
-            )
-            writer.close()
-        except (OSError, TimeoutError):
-            return ReconcileResult(
-                observed_state="creating",
-                reason=f"nothing answers at {spec.remote_host}:{spec.remote_port} yet",
-                requeue_after=2.0,
-            )
-        return ReconcileResult(observed_state="running")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 __all__ = [
@@ -19,15 +21,18 @@ SESSION_NAME_RULE = (
     "between 2-255 characters, and use only lowercase letters and numbers, unique among all "
     "your resources of every kind"
 )
-SESSION_STATES = ("creating", "running", "failed", "stopped")
-"""``creating`` until its app answers (a workflow's session: until ``update-session`` fills it
-in and the app answers), ``running``, ``failed`` (with the reason), ``stopped``."""
+SESSION_STATES = ("creating", "installing", "starting", "running", "failed", "stopped")
+"""``creating`` until it is filled in (a workflow's session: by ``update-session``),
+``installing`` and ``starting`` while its type brings its service up, ``running`` once the
+service answers through the tunnel, ``failed`` (with the reason), ``stopped``."""
 WORKSPACE = "user-workspace"
 
 
 class SessionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     type: str = "tunnel"
     """A session type: ``tunnel`` or ``link`` (built in), or a plugin's."""
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+    """The type's options (decoded by its record's ``config``: a directory, a geometry)."""
     target: str = WORKSPACE
     """Where the app runs: ``user-workspace`` or a cluster (``pw://owner/name``)."""
     remote_host: str = "localhost"

@@ -38,6 +38,7 @@ from corral_core.workflows.executors import RunnerExecutor, StepExecutor, Worksp
 from corral_core.workflows.inputs import Resolver
 from corral_core.workflows.models import WorkflowRun
 from corral_sdk.errors import Invalid, NotFound, PermissionDenied
+from corral_sdk.transport import CommandRunner
 
 __all__ = ["StepTargets"]
 
@@ -117,6 +118,25 @@ class StepTargets:
                 runner, scheduler=scheduler, platform_url=url or self.platform_url
             )
         return self._remote[key]
+
+    async def runner_for(self, username: str, target: str) -> CommandRunner:
+        """A runner as ``username`` on ``target``: their workspace (``user-workspace``), or a
+        cluster they hold ``login`` on (``pw://owner/name`` or a name), at its login host."""
+        if target in ("", WORKSPACE, "workspace"):
+            if username not in self._workspace:
+                self._workspace[username] = WorkspaceExecutor(
+                    self.workspace(username), platform_url=self.platform_url
+                )
+            return self._workspace[username].runner
+        principal = await self.principal(username)
+        try:
+            resource = await self.clusters.get(principal, ResourceRef.parse(target, username))
+            await self.access.require_level(principal, resource, "login")
+        except (NotFound, PermissionDenied):
+            raise NotFound(
+                f"no cluster {target!r} that {username} can log in to", reason="no-such-target"
+            ) from None
+        return await self.clusters.runner(resource, username)
 
     def resolver(self, principal: Principal) -> Resolver:
         """Resolves resource-picker inputs against ``principal``'s real resources."""

@@ -113,7 +113,9 @@ class SessionEndpoint(msgspec.Struct, frozen=True, kw_only=True):
     port: int
     scheme: Literal["http", "https"] = "http"
     path: str = "/"
-    """The path to request on the service (the slug included)."""
+    """The service's path that the session's base path maps to: a request for
+    ``<base_path>x`` goes to ``<path>x``. A service told its public base URL (Jupyter's
+    ``base_url``) uses ``spec.base_path``; a service at its root uses ``/``."""
     websocket: bool = True
     """Whether to pass WebSocket upgrades through."""
     headers: dict[str, str] = msgspec.field(default_factory=dict)
@@ -139,6 +141,9 @@ class SessionStatus(msgspec.Struct, frozen=True, kw_only=True):
     """Where to proxy, once running."""
     url: str | None = None
     """For links: the external URL the browser goes to instead of the proxy."""
+    open_path: str = ""
+    """What to open under the session's base path (``lab``, ``vnc.html?autoconnect=1``); by
+    default the session's slug."""
     data: dict[str, str] = msgspec.field(default_factory=dict)
     """What the type needs to find the session again (passed back to ``status``/``stop``)."""
 

@@ -1,0 +1,362 @@
+"""Sessions that run: their type's service started, watched and stopped, and the tunnel to it.
+
+A session resource names a session type (``tunnel``, ``link``, or a plugin's: ``jupyter``,
+``desktop``...) and a target: the owner's workspace, or a cluster the owner can log in to. The
+:class:`SessionReconciler` starts the type's service (:meth:`SessionType.start`), keeps what it
+returns (``data``) in the resource's status, asks for its status until it runs, then checks that
+its endpoint answers *through the tunnel* before showing it ``running``; afterwards it looks
+again every :data:`RECHECK_SECONDS`, so a service that died turns ``failed`` with the reason.
+
+:class:`SessionConnector` is the tunnel, one per process: a running session's endpoint is
+reached through an SSH port forward over the owner's pooled connection to the cluster (opened on
+first use, kept while used, closed when the session stops or goes), or directly in the workspace
+(loopback only: a workspace session cannot be pointed at other machines of the Corral host's
+network). The proxy and the reconciler both reach sessions through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from corral_core.plugins import Kernel
+from corral_core.resources.models import Resource
+from corral_core.sessions.spec import WORKSPACE
+from corral_core.sessions.spec import SessionSpec as StoredSpec
+from corral_core.workflows.targets import StepTargets
+from corral_sdk.errors import Conflict, CorralError, Invalid, NotFound
+from corral_sdk.providers import StepState
+from corral_sdk.providers.session import (
+    SessionEndpoint,
+    SessionSpec,
+    SessionState,
+    SessionTarget,
+    SessionType,
+    TargetKind,
+)
+from corral_sdk.reconcile import ReconcileContext, ReconcileResult, ResourceSnapshot
+from corral_sdk.transport import CommandRunner, Forward
+
+__all__ = ["Backend", "SessionConnector", "SessionReconciler", "base_path"]
+
+log = logging.getLogger("corral.sessions")
+
+PROBE_SECONDS = 3.0
+RECHECK_SECONDS = 15.0
+ENDPOINT_SECONDS = 30.0
+"""How long a process trusts a session's endpoint before asking its type again."""
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def base_path(owner: str, name: str) -> str:
+    """Where the platform serves a session: ``/sessions/<owner>/<name>/``."""
+    return f"/sessions/{owner}/{name}/"
+
+
+def _loopback(host: str) -> bool:
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Log:
+    """A session type's progress, into the process log (sessions have no step log yet)."""
+
+    def __init__(self, session: str) -> None:
+        self.session = session
+
+    async def log(self, message: str) -> None:
+        log.info("session %s: %s", self.session, message)
+
+    async def step(self, name: str, state: StepState, detail: str = "") -> None:
+        log.info("session %s: %s %s %s", self.session, name, state.value, detail)
+
+
+@dataclass
+class Backend:
+    """Where this process reaches a running session's service, and how to talk to it."""
+
+    host: str
+    port: int
+    endpoint: SessionEndpoint
+    checked_at: float
+    forward: Forward | None = None
+
+
+class SessionConnector:
+    """Session types, runners and tunnels of one process (see the module docstring)."""
+
+    def __init__(self, kernel: Kernel, targets: StepTargets) -> None:
+        self.kernel = kernel
+        self.targets = targets
+        self._backends: dict[tuple[int, int], Backend] = {}
+        self._lock = asyncio.Lock()
+
+    # --- what a session is ----------------------------------------------------------------------
+
+    def stored(self, resource: Resource | ResourceSnapshot) -> StoredSpec:
+        return msgspec.convert(resource.spec, StoredSpec)
+
+    def session_type(self, stored: StoredSpec) -> tuple[SessionType, Any]:
+        """The session's type and its decoded options; ``Invalid`` for an unknown type."""
+        try:
+            record = self.kernel.session_type(stored.type)
+        except (KeyError, NotFound):
+            known = ", ".join(sorted(self.kernel.session_types()))
+            raise Invalid(
+                f"no session type {stored.type!r} is installed (installed: {known})",
+                field="type",
+            ) from None
+        options: Any = dict(stored.options)
+        if stored.type == "link":
+            options = {"url": stored.url}
+        elif record.config is not None:
+            try:
+                options = msgspec.convert(stored.options, record.config)
+            except msgspec.ValidationError as exc:
+                raise Invalid(f"options: {exc}", field="options") from None
+        session_type: SessionType = record.create()
+        return session_type, options
+
+    def spec(self, resource: Resource | ResourceSnapshot, stored: StoredSpec, options: Any) -> Any:
+        target = (
+            SessionTarget(kind=TargetKind.WORKSPACE)
+            if stored.target == WORKSPACE
+            else SessionTarget(
+                kind=TargetKind.EXTERNAL if stored.type == "link" else TargetKind.CLUSTER,
+                name=stored.target,
+            )
+        )
+        return SessionSpec(
+            name=resource.name,
+            session_id=f"s{resource.id}",
+            user=resource.owner,
+            target=target,
+            options=options,
+            remote_host=stored.remote_host or "localhost",
+            remote_port=stored.remote_port,
+            slug=stored.slug,
+            use_tls=stored.use_tls,
+            base_path=base_path(resource.owner, resource.name),
+        )
+
+    async def runner(self, owner: str, stored: StoredSpec) -> CommandRunner | None:
+        """The owner's runner on the session's target (``None`` for a link)."""
+        if stored.type == "link":
+            return None
+        return await self.targets.runner_for(owner, stored.target)
+
+    # --- the tunnel -----------------------------------------------------------------------------
+
+    async def backend(
+        self, resource: Resource | ResourceSnapshot, *, fresh: bool = False
+    ) -> Backend:
+        """Where this process reaches the running session's service: asks the session's type
+        for its endpoint (at most every :data:`ENDPOINT_SECONDS`) and opens the tunnel to it."""
+        key = (resource.id or 0, resource.generation)
+        cached = self._backends.get(key)
+        young = cached is not None and time.monotonic() - cached.checked_at < ENDPOINT_SECONDS
+        if cached is not None and young and not fresh:
+            return cached
+        async with self._lock:
+            cached = self._backends.get(key)
+            if (
+                cached is not None
+                and not fresh
+                and time.monotonic() - cached.checked_at < ENDPOINT_SECONDS
+            ):
+                return cached
+            stored = self.stored(resource)
+            session_type, options = self.session_type(stored)
+            spec = self.spec(resource, stored, options)
+            runner = await self.runner(resource.owner, stored)
+            data = dict(resource.status.get("data") or {})
+            status = await session_type.status(spec, data, runner=runner)
+            if status.state is not SessionState.RUNNING or status.endpoint is None:
+                raise Conflict(
+                    f"the session {resource.name} is {status.state.value}"
+                    + (f": {status.message}" if status.message else ""),
+                    reason="session-not-running",
+                )
+            endpoint = status.endpoint
+            if (
+                cached is not None
+                and cached.endpoint.host == endpoint.host
+                and (cached.endpoint.port == endpoint.port)
+            ):
+                cached.endpoint, cached.checked_at = endpoint, time.monotonic()
+                return cached
+            if cached is not None:
+                await self._close(key)
+            backend = await self._open(stored, runner, endpoint)
+            self._backends[key] = backend
+            return backend
+
+    async def _open(
+        self, stored: StoredSpec, runner: CommandRunner | None, endpoint: SessionEndpoint
+    ) -> Backend:
+        now = time.monotonic()
+        if stored.target == WORKSPACE:
+            if not _loopback(endpoint.host):
+                raise Invalid(
+                    f"a workspace session serves on this host only: {endpoint.host!r} is not "
+                    "localhost",
+                    field="remote_host",
+                )
+            return Backend(endpoint.host, endpoint.port, endpoint, now)
+        if runner is None:
+            raise Conflict("the session has no target to tunnel to", reason="no-target")
+        forward = await runner.forward(endpoint.host, endpoint.port, local_port=stored.local_port)
+        return Backend("127.0.0.1", forward.local_port, endpoint, now, forward)
+
+    async def probe(self, backend: Backend) -> str | None:
+        """``None`` when the service accepts a connection through the tunnel, else why not."""
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(backend.host, backend.port), PROBE_SECONDS
+            )
+        except (OSError, TimeoutError) as exc:
+            return f"nothing answers at {backend.endpoint.host}:{backend.endpoint.port} ({exc})"
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        if backend.forward is None:
+            return None
+        # an SSH forward accepts locally even when the far side refuses: ask it for a byte
+        return await _probe_forwarded(backend)
+
+    async def _close(self, key: tuple[int, int]) -> None:
+        backend = self._backends.pop(key, None)
+        if backend is not None and backend.forward is not None:
+            with contextlib.suppress(Exception):
+                await backend.forward.close()
+
+    async def close(self, resource_id: int) -> None:
+        """Close this process's tunnels to a session (it stopped, or was deleted)."""
+        for key in [k for k in self._backends if k[0] == resource_id]:
+            await self._close(key)
+
+    async def close_all(self) -> None:
+        for key in list(self._backends):
+            await self._close(key)
+
+    # --- start and stop -------------------------------------------------------------------------
+
+    async def stop(self, resource: Resource | ResourceSnapshot) -> None:
+        """Stop the session's service (what its type started) and close its tunnels."""
+        await self.close(resource.id or 0)
+        data = dict(resource.status.get("data") or {})
+        if not data and resource.observed_state not in ("running", "starting", "installing"):
+            return
+        stored = self.stored(resource)
+        session_type, options = self.session_type(stored)
+        runner = await self.runner(resource.owner, stored)
+        await session_type.stop(self.spec(resource, stored, options), data, runner=runner)
+
+
+async def _probe_forwarded(backend: Backend) -> str | None:
+    """Through an SSH forward the local accept says nothing: send an HTTP request and wait for
+    the first byte of an answer (or the connection to close, when nothing listens there)."""
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(backend.host, backend.port), PROBE_SECONDS
+        )
+    except (OSError, TimeoutError) as exc:
+        return f"the tunnel does not accept connections ({exc})"
+    try:
+        writer.write(b"HEAD / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        await writer.drain()
+        first = await asyncio.wait_for(reader.read(1), PROBE_SECONDS)
+    except (OSError, TimeoutError):
+        first = b""
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    if not first:
+        return f"nothing answers at {backend.endpoint.host}:{backend.endpoint.port}"
+    return None
+
+
+class SessionReconciler:
+    """Starts a session's service, follows it to ``running`` (its endpoint answering through
+    the tunnel), notices when it dies, and stops it when asked (desired ``stopped``)."""
+
+    def __init__(self, connector: SessionConnector) -> None:
+        self.connector = connector
+
+    async def reconcile(self, resource: ResourceSnapshot, ctx: ReconcileContext) -> ReconcileResult:
+        status = dict(resource.status)
+        desired = resource.desired_state
+        if desired == "stopped":
+            try:
+                await self.connector.stop(resource)
+            except CorralError as exc:
+                log.warning("session %s: stop failed: %s", resource.id, exc.log_message)
+            return ReconcileResult(observed_state="stopped", status={})
+        if desired == "creating":  # a workflow's session that update-session has not filled
+            return ReconcileResult(observed_state="creating", status=status)
+        try:
+            stored = self.connector.stored(resource)
+            session_type, options = self.connector.session_type(stored)
+            spec = self.connector.spec(resource, stored, options)
+            runner = await self.connector.runner(resource.owner, stored)
+            data = status.get("data")
+            if data is None:
+                observed = await session_type.start(spec, runner=runner, log=_Log(resource.name))
+                status["data"] = dict(observed.data)
+            else:
+                observed = await session_type.status(spec, dict(data), runner=runner)
+                if observed.data:
+                    status["data"] = {**data, **observed.data}
+        except CorralError as exc:
+            return ReconcileResult(observed_state="failed", reason=exc.message, status=status)
+        if observed.state is SessionState.FAILED:
+            return ReconcileResult(
+                observed_state="failed", reason=observed.message or "failed", status=status
+            )
+        if observed.state is SessionState.STOPPED:
+            return ReconcileResult(
+                observed_state="failed",
+                reason=observed.message or "the session's service stopped",
+                status=status,
+            )
+        if observed.state is not SessionState.RUNNING:
+            return ReconcileResult(
+                observed_state=observed.state.value
+                if observed.state.value in ("installing", "starting")
+                else "creating",
+                reason=observed.message,
+                status=status,
+                requeue_after=2.0,
+            )
+        status["open_path"] = observed.open_path
+        if observed.url:
+            status["url"] = observed.url
+            return ReconcileResult(observed_state="running", status=status)
+        try:
+            backend = await self.connector.backend(resource, fresh=True)
+            problem = await self.connector.probe(backend)
+        except CorralError as exc:
+            problem = exc.message
+        if problem is not None:
+            was_running = resource.observed_state == "running"
+            return ReconcileResult(
+                observed_state="failed" if was_running else "starting",
+                reason=f"the service stopped answering: {problem}" if was_running else problem,
+                status=status,
+                requeue_after=None if was_running else 2.0,
+            )
+        return ReconcileResult(
+            observed_state="running", reason="", status=status, requeue_after=RECHECK_SECONDS
+        )
