@@ -178,3 +178,24 @@ def test_a_tunnel_session_is_served_behind_the_platforms_sign_in(
     assert asyncio.run(talk()) == "echo hello"
     ws_seen = app.seen[-1]
     assert ws_seen["path"] == "/ws" and "authorization" not in ws_seen
+
+
+def test_sessions_from_the_cli(admin: Cli, recorder: tuple[Recorder, int]) -> None:  # noqa: F811
+    _, port = recorder
+    made = admin.json(
+        "sessions", "create", "--type", "tunnel", "--name", "cli1", "--remote-port", str(port),
+        "--slug", "hello", "--wait",
+    )  # fmt: skip
+    assert made["status"] == "running", made
+    assert made["open_url"].endswith("/sessions/admin/cli1/hello"), made
+
+    def mine() -> list[str]:
+        items = admin.json("sessions", "ls")["items"]
+        return [s["name"] for s in items if s["owner"] == "admin"]
+
+    assert mine() == ["cli1"]
+    assert admin.ok("sessions", "open", "cli1", "--print").strip() == made["open_url"]
+    refused = admin("sessions", "create", "--type", "tunnel", "--name", "cli2")
+    assert refused.returncode == 2 and "remote_port" in refused.stderr, refused.stderr
+    admin.ok("sessions", "stop", "cli1")
+    assert mine() == []

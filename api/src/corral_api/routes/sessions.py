@@ -92,9 +92,9 @@ class SessionController(Controller):
         # what the type says about these fields is said now (422), not by a failed session
         runtime.sessions.session_type(stored)
         if data.type == "tunnel" and data.remote_port is None:
-            raise Invalid("a tunnel needs the app's remote port", field="remote_port")
+            raise Invalid("remote_port: a tunnel needs the app's port", field="remote_port")
         if data.type == "link" and not data.url.startswith(("https://", "http://")):
-            raise Invalid("a link needs an http(s) url", field="url")
+            raise Invalid("url: a link needs an http(s) URL", field="url")
         if stored.target != WORKSPACE and data.type != "link":
             await runtime.targets.runner_for(principal.username, stored.target)
         created = await runtime.resources.create(

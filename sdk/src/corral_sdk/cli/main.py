@@ -149,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     _identity_commands(branch, leaf)
     _cluster_commands(branch, leaf)
     _workflow_commands(branch, leaf)
+    _session_commands(branch, leaf)
 
     ssh = leaf(
         commands,
@@ -182,6 +183,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _output_flag(version, ("text", "json"), "text")
     return parser
+
+
+def _session_commands(branch: Callable[..., Any], leaf: Callable[..., Any]) -> None:
+    sessions = branch(
+        "sessions", "interactive sessions served through the platform", aliases=["session"]
+    )
+    module = "corral_sdk.cli.commands.sessions"
+    ls = leaf(sessions, "ls", f"{module}:ls", "list your sessions and those shared with you")
+    ls.add_argument("-t", "--type", help="only sessions of this type (tunnel, jupyter...)")
+    _output_flag(ls, OUTPUT_TABLE_JSON, "table")
+    create = leaf(
+        sessions,
+        "create",
+        f"{module}:create",
+        "start a session on a cluster or in your workspace (exit 1 if it fails)",
+    )
+    create.add_argument(
+        "target", nargs="?", default="user-workspace",
+        help="a cluster (pw://owner/name or name), or user-workspace (default)",
+    )  # fmt: skip
+    create.add_argument(
+        "--type", required=True, help="tunnel, or an installed type: jupyter, desktop..."
+    )
+    create.add_argument("--name", help="lowercase letters and digits (default <type><time>)")
+    create.add_argument("--remote-port", type=int, help="the app's port (tunnel)")
+    create.add_argument("--remote-host", default="localhost", help="the app's host (tunnel)")
+    create.add_argument("--slug", help="appended to the session's URL")
+    create.add_argument("--directory", help="where the app starts (jupyter, vscode)")
+    create.add_argument(
+        "--option", action="append", metavar="KEY=VALUE", help="an option of the session's type"
+    )
+    create.add_argument("--wait", action="store_true", help="wait until it runs or fails")
+    create.add_argument("--open", action="store_true", help="open it in a browser (implies --wait)")
+    _output_flag(create, OUTPUT_TABLE_JSON, "table")
+    opened = leaf(sessions, "open", f"{module}:open_session", "open a running session")
+    opened.add_argument("name", help="pw://owner/name, owner/name or name")
+    opened.add_argument("--print", action="store_true", help="print its URL instead")
+    stop = leaf(sessions, "stop", f"{module}:stop", "stop a session and delete it")
+    stop.add_argument("name", help="pw://owner/name, owner/name or name")
 
 
 def _workflow_commands(branch: Callable[..., Any], leaf: Callable[..., Any]) -> None:
