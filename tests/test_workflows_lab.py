@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -306,3 +307,99 @@ def test_the_ssh_example_reaches_a_host_through_a_jump_node(
     assert "This is executed on the jump node " in output, output
     assert "This is executed in the user workspace " in output and "/workspaces/alice" in output
     assert [s["status"] for s in run["jobs"][0]["steps"]] == ["completed"] * 3
+
+
+SERVE = """sessions:
+  expose:
+    prompt-for-name:
+      default: 'mysession'
+jobs:
+  main:
+    ssh:
+      remoteHost: ${{ inputs.target.ip }}
+    steps:
+      - name: Expose port
+        uses: parallelworks/update-session
+        with:
+          remotePort: '${{ inputs.port }}'
+          name: '${{ sessions.expose }}'
+          status: running
+          target: '${{ inputs.target.id }}'
+      - name: Run a server
+        run: |
+          mkdir -p site-${{ inputs.port }} && cd site-${{ inputs.port }}
+          echo "Hello from the cluster $(hostname)" > index.html
+          exec python3 -m http.server ${{ inputs.port }} --bind 127.0.0.1
+'on':
+  execute:
+    inputs:
+      target:
+        type: compute-clusters
+      port:
+        type: number
+"""
+
+
+def wait_session(client: Any, name: str, *states: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 90
+    while True:
+        found = client.get(f"/api/sessions/alice/{name}")
+        if found.status_code == 200 and found.json()["status"] in states:
+            return dict(found.json())
+        assert time.monotonic() < deadline, found.text
+        time.sleep(0.5)
+
+
+def test_a_workflow_session_on_the_cluster_is_served_through_the_platform(
+    server: LabServer, cluster: str, tmp_path: Path
+) -> None:
+    """§7.2: update-session on a cluster target: the session runs once the app answers through
+    the tunnel, its URL returns the app's page; cancelling the run removes the session."""
+    path = tmp_path / "serve.yaml"
+    path.write_text(SERVE)
+    assert (
+        server.corral("alice", "workflows", "create", "serve", "--yaml", str(path)).returncode == 0
+    )
+    port = 30000 + int(time.time()) % 5000
+    started = server.corral(
+        "alice", "workflows", "run", "serve", "-i", f"target={cluster}", "-i", f"port={port}",
+        "-o", "json",
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    run_id = json.loads(started.stdout)["id"]
+    with server.client("alice") as client:
+        session = wait_session(client, "mysession", "running", "failed")
+        assert session["status"] == "running", session
+        page = client.get("/sessions/alice/mysession/")
+        assert page.status_code == 200 and "Hello from the cluster" in page.text, page.text
+        assert server.corral("alice", "workflows", "runs", "cancel", str(run_id)).returncode == 0
+        deadline = time.monotonic() + 60
+        while client.get("/api/sessions/alice/mysession").status_code != 404:
+            assert time.monotonic() < deadline, "the run's session outlived it"
+            time.sleep(0.5)
+
+
+def test_a_manual_tunnel_to_a_cluster_fails_with_the_reason_when_its_app_dies(
+    server: LabServer, cluster: str
+) -> None:
+    port = 35000 + int(time.time()) % 5000
+    start = (
+        f"mkdir -p ~/manual-{port} && cd ~/manual-{port} && echo manual > index.html && "
+        f"(setsid nohup python3 -m http.server {port} --bind 127.0.0.1 >/dev/null 2>&1 & "
+        f"echo $! > ~/manual-{port}.pid)"
+    )
+    assert server.corral("alice", "ssh", cluster, start).returncode == 0
+    with server.client("alice") as client:
+        made = client.post(
+            "/api/sessions",
+            json={"name": "manual1", "type": "tunnel", "target": cluster, "remote_port": port},
+        )
+        assert made.status_code == 201, made.text
+        assert wait_session(client, "manual1", "running", "failed")["status"] == "running"
+        assert client.get("/sessions/alice/manual1/").text.strip() == "manual"
+        killed = server.corral("alice", "ssh", cluster, f"kill $(cat ~/manual-{port}.pid)")
+        assert killed.returncode == 0, killed.stderr
+        failed = wait_session(client, "manual1", "failed")
+        assert "stopped answering" in failed["reason"], failed
+        assert client.get("/sessions/alice/manual1/").status_code == 503
+        assert client.delete("/api/sessions/alice/manual1").status_code == 204

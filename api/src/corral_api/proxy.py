@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 from urllib.parse import quote
@@ -102,8 +101,6 @@ class _Proxy:
 
     def __init__(self) -> None:
         self._client: httpx.AsyncClient | None = None
-        self.activity: dict[int, float] = {}
-        """When each session last carried traffic (monotonic), for idle culling."""
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -186,7 +183,7 @@ class _Proxy:
         if url:
             await _redirect(send, str(url))
             return
-        self.activity[resource.id or 0] = time.monotonic()
+        runtime.sessions.touch(resource.id or 0)
         for attempt in (1, 2):
             try:
                 backend = await runtime.sessions.backend(resource, fresh=attempt == 2)
@@ -319,11 +316,11 @@ class _Proxy:
             accept["subprotocol"] = upstream.subprotocol
         await send(accept)
         session_id = resource.id or 0
-        self.activity[session_id] = time.monotonic()
+        runtime.sessions.touch(session_id)
 
         async def downstream() -> None:
             async for data in upstream:
-                self.activity[session_id] = time.monotonic()
+                runtime.sessions.touch(session_id)
                 if isinstance(data, bytes):
                     await send({"type": "websocket.send", "bytes": data})
                 else:
@@ -334,7 +331,7 @@ class _Proxy:
                 event = await receive()
                 if event["type"] == "websocket.disconnect":
                     return
-                self.activity[session_id] = time.monotonic()
+                runtime.sessions.touch(session_id)
                 if event.get("bytes") is not None:
                     await upstream.send(event["bytes"])
                 elif event.get("text") is not None:

@@ -21,6 +21,7 @@ from corral_core.identity.models import (
 )
 from corral_core.leases import Lease
 from corral_core.resources.models import Resource
+from corral_core.sessions.models import SessionActivity
 from corral_core.ssh.models import HostKey
 from corral_core.workflows.models import (
     RunJob,
@@ -53,6 +54,7 @@ __all__ = [
     "RunJob",
     "RunLogLine",
     "RunStep",
+    "SessionActivity",
     "SshKey",
     "User",
     "UserKeyPair",

@@ -131,7 +131,7 @@ class Runtime:
         )
         self.org_variables = OrgVariableService(self.db, self.identity)
         self.run_sessions = RunSessions(self.db, self.resources)
-        self.sessions = SessionConnector(kernel, self.targets)
+        self.sessions = SessionConnector(self.db, kernel, self.targets, self.resources)
         self.reconciler.bind(SESSION_KIND, SessionReconciler(self.sessions))
         self.runs = RunService(self.db, self.workflows, self.secrets, self._enqueue_run)
         self.engine = RunEngine(
@@ -238,6 +238,7 @@ class Runtime:
         for resource_id in due:
             await self._enqueue(resource_id)
         await self.run_sessions.remove_ended()
+        await self.sessions.cull_idle(self.settings.sessions.idle_minutes * 60)
         runs = await self.engine.due()
         for run_id in runs:
             await self._enqueue_run(run_id)

@@ -106,6 +106,14 @@ class ClusterSettings(_Section, frozen=True, kw_only=True):
     resume and suspend programs, SSH keys); default: the public URL."""
 
 
+class SessionSettings(_Section, frozen=True, kw_only=True):
+    """Interactive sessions."""
+
+    idle_minutes: float = 0.0
+    """Stop a running session after this many minutes without traffic through the proxy
+    (0: never)."""
+
+
 class SecretsSettings(_Section, frozen=True, kw_only=True):
     key: str = ""
     """A Fernet key (urlsafe base64, 32 bytes). Empty: a key file in the data directory."""
@@ -146,6 +154,7 @@ class Settings(_Section, frozen=True, kw_only=True):
     reconcile: ReconcileSettings = msgspec.field(default_factory=ReconcileSettings)
     ssh: SSHSettings = msgspec.field(default_factory=SSHSettings)
     clusters: ClusterSettings = msgspec.field(default_factory=ClusterSettings)
+    sessions: SessionSettings = msgspec.field(default_factory=SessionSettings)
     secrets: SecretsSettings = msgspec.field(default_factory=SecretsSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     bootstrap: BootstrapSettings = msgspec.field(default_factory=BootstrapSettings)

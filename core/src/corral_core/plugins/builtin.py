@@ -165,7 +165,8 @@ def corral_register_resource_kinds() -> list[ResourceKindRecord]:
             config=SessionSpec,
             states=SESSION_STATES,
             initial_state="creating",
-            terminal_states=frozenset({"creating", "running", "failed", "stopped"}),
+            # running sessions are looked at again (requeue_after): a dead service turns failed
+            terminal_states=frozenset({"failed", "stopped"}),
             share_levels=("open",),
             name_pattern=SESSION_NAME_PATTERN,
             name_max_length=255,

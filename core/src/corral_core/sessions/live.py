@@ -22,13 +22,19 @@ import ipaddress
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
+from sqlalchemy import update
+from sqlmodel import col, select
 
+from corral_core.db import Database, utcnow
 from corral_core.plugins import Kernel
 from corral_core.resources.models import Resource
-from corral_core.sessions.spec import WORKSPACE
+from corral_core.resources.service import ResourceService
+from corral_core.sessions.models import SessionActivity
+from corral_core.sessions.spec import SESSION_KIND, WORKSPACE
 from corral_core.sessions.spec import SessionSpec as StoredSpec
 from corral_core.workflows.targets import StepTargets
 from corral_sdk.errors import Conflict, CorralError, Invalid, NotFound
@@ -50,6 +56,8 @@ log = logging.getLogger("corral.sessions")
 
 PROBE_SECONDS = 3.0
 RECHECK_SECONDS = 15.0
+FLUSH_SECONDS = 30.0
+"""How often a process writes down which sessions carried traffic."""
 ENDPOINT_SECONDS = 30.0
 """How long a process trusts a session's endpoint before asking its type again."""
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
@@ -96,11 +104,79 @@ class Backend:
 class SessionConnector:
     """Session types, runners and tunnels of one process (see the module docstring)."""
 
-    def __init__(self, kernel: Kernel, targets: StepTargets) -> None:
+    def __init__(
+        self, db: Database, kernel: Kernel, targets: StepTargets, resources: ResourceService
+    ) -> None:
+        self.db = db
         self.kernel = kernel
         self.targets = targets
+        self.resources = resources
         self._backends: dict[tuple[int, int], Backend] = {}
         self._lock = asyncio.Lock()
+        self._activity: dict[int, datetime] = {}
+        self._flushed = 0.0
+        self._flushing: asyncio.Task[None] | None = None
+
+    # --- traffic, and stopping sessions nobody uses ---------------------------------------------
+
+    def touch(self, resource_id: int) -> None:
+        """The proxy carried traffic for a session; written down every :data:`FLUSH_SECONDS`."""
+        self._activity[resource_id] = utcnow()
+        if time.monotonic() - self._flushed >= FLUSH_SECONDS and (
+            self._flushing is None or self._flushing.done()
+        ):
+            self._flushed = time.monotonic()
+            self._flushing = asyncio.create_task(self.flush_activity())
+
+    async def flush_activity(self) -> None:
+        pending, self._activity = self._activity, {}
+        try:
+            async with self.db.session() as session:
+                for resource_id, at in pending.items():
+                    changed = await session.exec(
+                        update(SessionActivity)
+                        .where(col(SessionActivity.resource_id) == resource_id)
+                        .values(last_at=at)
+                    )
+                    if not changed.rowcount:
+                        session.add(SessionActivity(resource_id=resource_id, last_at=at))
+                await session.commit()
+        except Exception:  # a session deleted meanwhile, a concurrent insert: next time
+            log.debug("could not record session activity", exc_info=True)
+
+    async def cull_idle(self, idle_seconds: float) -> int:
+        """Stop running sessions without traffic for ``idle_seconds`` (since they started
+        running, when they never had any); returns how many."""
+        if idle_seconds <= 0:
+            return 0
+        cutoff = utcnow() - timedelta(seconds=idle_seconds)
+        async with self.db.session() as session:
+            rows = list(
+                await session.exec(
+                    select(Resource, SessionActivity.last_at)
+                    .join(
+                        SessionActivity,
+                        col(SessionActivity.resource_id) == col(Resource.id),
+                        isouter=True,
+                    )
+                    .where(col(Resource.kind) == SESSION_KIND)
+                    .where(col(Resource.observed_state) == "running")
+                    .where(col(Resource.desired_state) == "running")
+                )
+            )
+        stopped = 0
+        for resource, last_at in rows:
+            last = max(x for x in (last_at, resource.updated_at) if x is not None)
+            if last.tzinfo is None:
+                last = last.replace(tzinfo=UTC)
+            if last < cutoff:
+                log.info("session %s/%s: no traffic since %s, stopping it", resource.owner,
+                         resource.name, last.isoformat(timespec="seconds"))  # fmt: skip
+                await self.resources.set_desired(
+                    resource.id or 0, desired_state="stopped", actor="corral"
+                )
+                stopped += 1
+        return stopped
 
     # --- what a session is ----------------------------------------------------------------------
 
@@ -305,7 +381,7 @@ class SessionReconciler:
                 log.warning("session %s: stop failed: %s", resource.id, exc.log_message)
             return ReconcileResult(observed_state="stopped", status={})
         if desired == "creating":  # a workflow's session that update-session has not filled
-            return ReconcileResult(observed_state="creating", status=status)
+            return ReconcileResult(observed_state="creating", status=status, requeue_after=300.0)
         try:
             stored = self.connector.stored(resource)
             session_type, options = self.connector.session_type(stored)

@@ -1,0 +1,123 @@
+"""The sessions' reverse proxy against a real ``corral up``: HTTP throughput of 1 MiB responses
+and the median WebSocket round trip, through the proxy (a tunnel session to an app in the
+workspace) beside the same measured directly against the app in the same run.
+
+Targets (issue 7): at least 60% of direct throughput; under 1 ms added median round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+import websockets
+from run import Figure
+
+from corral_core.testing import CorralProcess, TestDeployment, api_key, free_port
+
+MIB = 1 << 20
+REQUESTS = 150
+ROUND_TRIPS = 2000
+BODY = b"x" * MIB
+
+
+async def _app(scope: Any, receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+    elif scope["type"] == "websocket":
+        await receive()
+        await send({"type": "websocket.accept"})
+        while (message := await receive())["type"] == "websocket.receive":
+            await send({"type": "websocket.send", "bytes": message.get("bytes") or b""})
+    else:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", str(MIB).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": BODY})
+
+
+def _throughput(base: str, headers: dict[str, str]) -> float:
+    """MiB per second over one keep-alive connection."""
+    with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+        for _ in range(5):
+            client.get("/big").read()
+        began = time.perf_counter()
+        for _ in range(REQUESTS):
+            assert len(client.get("/big").content) == MIB
+        return REQUESTS / (time.perf_counter() - began)
+
+
+def _round_trip_ms(url: str, headers: dict[str, str]) -> float:
+    async def measure() -> float:
+        async with websockets.connect(url, additional_headers=headers, compression=None) as ws:
+            samples = []
+            for i in range(ROUND_TRIPS + 100):
+                began = time.perf_counter()
+                await ws.send(b"ping")
+                await ws.recv()
+                if i >= 100:
+                    samples.append((time.perf_counter() - began) * 1000)
+            return statistics.median(samples)
+
+    return asyncio.run(measure())
+
+
+def run() -> list[Figure]:
+    port = free_port()
+    backend = uvicorn.Server(
+        uvicorn.Config(_app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    )
+    threading.Thread(target=backend.run, daemon=True).start()
+    with tempfile.TemporaryDirectory() as tmp:
+        deployment = TestDeployment(Path(tmp))
+        api = free_port()
+        corral = CorralProcess(
+            ["up", "--host", "127.0.0.1", "--port", str(api)],
+            deployment.process_env({}),
+            Path(tmp) / "up.log",
+        )
+        try:
+            url = f"http://127.0.0.1:{api}"
+            corral.wait_http(f"{url}/api/health", timeout=60)
+            auth = {"Authorization": f"Bearer {api_key(url)}"}
+            with httpx.Client(base_url=url, headers=auth) as client:
+                made = client.post(
+                    "/api/sessions", json={"name": "bench", "type": "tunnel", "remote_port": port}
+                )
+                made.raise_for_status()
+                owner = made.json()["owner"]
+                deadline = time.monotonic() + 30
+                while client.get(f"/api/sessions/{owner}/bench").json()["status"] != "running":
+                    assert time.monotonic() < deadline, "the session did not run"
+                    time.sleep(0.2)
+            proxied = f"{url}/sessions/{owner}/bench"
+            direct_mib = _throughput(f"http://127.0.0.1:{port}", {})
+            proxy_mib = _throughput(proxied, auth)
+            direct_rtt = _round_trip_ms(f"ws://127.0.0.1:{port}/ws", {})
+            proxy_rtt = _round_trip_ms(f"ws://127.0.0.1:{api}/sessions/{owner}/bench/ws", auth)
+        finally:
+            corral.stop()
+            backend.should_exit = True
+    return [
+        Figure(
+            "HTTP 1 MiB through the proxy", proxy_mib, "MiB/s", "direct", direct_mib,
+            target=">= 0.60 of direct",
+        ),
+        Figure(
+            "WebSocket round trip through the proxy", proxy_rtt, "ms", "direct", direct_rtt,
+            target=f"< 1 ms added (added: {proxy_rtt - direct_rtt:.3f} ms)",
+        ),
+    ]  # fmt: skip
