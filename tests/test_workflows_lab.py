@@ -403,3 +403,52 @@ def test_a_manual_tunnel_to_a_cluster_fails_with_the_reason_when_its_app_dies(
         assert "stopped answering" in failed["reason"], failed
         assert client.get("/sessions/alice/manual1/").status_code == 503
         assert client.delete("/api/sessions/alice/manual1").status_code == 204
+
+
+def test_corral_forward_keeps_its_port_across_an_sshd_restart(
+    server: LabServer, lab: SlurmLab, cluster: str, tmp_path: Path
+) -> None:
+    """``corral forward -L``: a local port reaching a server on the cluster's login host; the
+    cluster's sshd restarts (every SSH connection dropped); the same port serves again."""
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    from corral_core.testing import free_port
+
+    port, local = 37000 + int(time.time()) % 3000, free_port()
+    start = (
+        f"mkdir -p ~/fwd-{port} && cd ~/fwd-{port} && echo forwarded > index.html && "
+        f"(setsid nohup python3 -m http.server {port} --bind 127.0.0.1 >/dev/null 2>&1 &)"
+    )
+    assert server.corral("alice", "ssh", cluster, start).returncode == 0
+    forward = subprocess.Popen(
+        [sys.executable, "-m", "corral_sdk.cli.main", "forward", "-L",
+         f"{local}:localhost:{port}", cluster],
+        env=server.cli_env("alice"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert forward.stdout is not None
+        assert f"127.0.0.1:{local}" in forward.stdout.readline()
+
+        def fetch() -> str:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    return httpx.get(f"http://127.0.0.1:{local}/", timeout=10).text
+                except httpx.HTTPError:
+                    assert time.monotonic() < deadline, "the forward did not serve again"
+                    time.sleep(1)
+
+        assert fetch().strip() == "forwarded"
+        lab.run("restart-sshd")
+        with socket.create_connection(("127.0.0.1", local), timeout=5):
+            pass  # the local port never closed
+        assert fetch().strip() == "forwarded"
+        assert forward.poll() is None
+    finally:
+        forward.terminate()
+        forward.wait(timeout=10)
+        server.corral("alice", "ssh", cluster, f"pkill -f 'http.server {port}' || true")

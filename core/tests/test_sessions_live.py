@@ -100,3 +100,10 @@ async def test_a_session_without_traffic_is_stopped_after_the_idle_time(lab: Lab
             assert await db.get(SessionActivity, busy.id) is not None
     finally:
         server.close()
+
+
+async def test_a_workspace_session_cannot_reach_corrals_own_services(lab: Lab) -> None:
+    own = lab.runtime.settings.server.port
+    refused = await session(lab, "web4", remote_port=own)
+    assert refused.observed_state != "running"
+    assert "Corral's own service" in refused.reason, refused.reason

@@ -7,12 +7,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import threading
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 from corral_core.audit.service import AuditLog
 from corral_core.clusters.accounts import CloudAccounts
@@ -131,7 +133,9 @@ class Runtime:
         )
         self.org_variables = OrgVariableService(self.db, self.identity)
         self.run_sessions = RunSessions(self.db, self.resources)
-        self.sessions = SessionConnector(self.db, kernel, self.targets, self.resources)
+        self.sessions = SessionConnector(
+            self.db, kernel, self.targets, self.resources, protected_ports=_own_ports(settings)
+        )
         self.reconciler.bind(SESSION_KIND, SessionReconciler(self.sessions))
         self.runs = RunService(self.db, self.workflows, self.secrets, self._enqueue_run)
         self.engine = RunEngine(
@@ -286,3 +290,14 @@ class Runtime:
         # SSH calls in flight are cancelled, so workers blocked on a cluster stop promptly.
         self.ssh.close()
         self.tasks.stop()
+
+
+def _own_ports(settings: Settings) -> frozenset[int]:
+    """The ports of Corral's own services on this host (its API, database and broker)."""
+    ports = {settings.server.port}
+    for url in (settings.database.url, settings.broker.url):
+        with contextlib.suppress(ValueError):
+            parsed = urlsplit(url)
+            if parsed.port and parsed.hostname in ("localhost", "127.0.0.1", "::1"):
+                ports.add(parsed.port)
+    return frozenset(ports)

@@ -105,9 +105,18 @@ class SessionConnector:
     """Session types, runners and tunnels of one process (see the module docstring)."""
 
     def __init__(
-        self, db: Database, kernel: Kernel, targets: StepTargets, resources: ResourceService
+        self,
+        db: Database,
+        kernel: Kernel,
+        targets: StepTargets,
+        resources: ResourceService,
+        *,
+        protected_ports: frozenset[int] = frozenset(),
     ) -> None:
         self.db = db
+        self.protected_ports = protected_ports
+        """Loopback ports of Corral's own services (its API, database, broker): a workspace
+        session may not be pointed at them."""
         self.kernel = kernel
         self.targets = targets
         self.resources = resources
@@ -288,6 +297,11 @@ class SessionConnector:
                     f"a workspace session serves on this host only: {endpoint.host!r} is not "
                     "localhost",
                     field="remote_host",
+                )
+            if endpoint.port in self.protected_ports:
+                raise Invalid(
+                    f"port {endpoint.port} of this host is Corral's own service",
+                    field="remote_port",
                 )
             return Backend(endpoint.host, endpoint.port, endpoint, now)
         if runner is None:

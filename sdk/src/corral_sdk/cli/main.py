@@ -170,6 +170,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--keepalive", type=int, default=30, help="seconds between keepalives; 0 disables them"
     )
 
+    forward = leaf(
+        commands,
+        "forward",
+        "corral_sdk.cli.commands.forward:forward",
+        "local ports that reach a host and port as the cluster sees them, through Corral; "
+        "they stay open when the cluster's sshd restarts (Ctrl+C ends it)",
+    )
+    forward.add_argument("target", metavar="CLUSTER", help="pw://owner/name, owner/name or name")
+    forward.add_argument(
+        "-L", "--local", action="append", required=True,
+        metavar="[BIND:]PORT:HOST:HOSTPORT", help="a local forward, as ssh -L (repeat for more)",
+    )  # fmt: skip
+    forward.add_argument(
+        "--keepalive", type=int, default=30, help="seconds between keepalives; 0 disables them"
+    )
+
     keys = leaf(
         commands,
         "ssh-public-keys",

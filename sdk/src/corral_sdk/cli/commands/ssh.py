@@ -33,7 +33,8 @@ CONNECTION_FAILED = 255
 STDOUT, STDERR = 1, 2
 
 
-def _url(server: str, query: dict[str, Any]) -> str:
+def connect_url(server: str, query: dict[str, Any]) -> str:
+    """The WebSocket URL of `GET /api/ssh/connect` on `server` with `query`."""
     parts = urlsplit(server)
     scheme = "wss" if parts.scheme == "https" else "ws"
     path = parts.path.rstrip("/") + "/api/ssh/connect"
@@ -54,7 +55,7 @@ def _connect(args: argparse.Namespace, query: dict[str, Any]) -> Any:
     headers = {"Authorization": f"Bearer {target.credential}"} if target.credential else {}
     try:
         return connect(
-            _url(target.server, query),
+            connect_url(target.server, query),
             additional_headers=headers,
             max_size=None,
             open_timeout=30,
