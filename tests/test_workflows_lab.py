@@ -450,5 +450,5 @@ def test_corral_forward_keeps_its_port_across_an_sshd_restart(
         assert forward.poll() is None
     finally:
         forward.terminate()
-        forward.wait(timeout=10)
+        forward.communicate(timeout=10)
         server.corral("alice", "ssh", cluster, f"pkill -f 'http.server {port}' || true")

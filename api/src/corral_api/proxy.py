@@ -279,10 +279,8 @@ class _Proxy:
             target += f"?{query}"
         base = base_path(owner, name)
         extra = [
-            (k, v)
-            for k, v in _outgoing(headers, endpoint.headers, scope, base)
-            if k.lower() not in WS_DROPPED
-        ]
+            (k, v) for k, v in _outgoing(headers, {}, scope, base) if k.lower() not in WS_DROPPED
+        ] + list(endpoint.headers.items())  # the service's own credentials (a Jupyter token)
         subprotocols = [
             p.strip()
             for p in dict(headers).get("sec-websocket-protocol", "").split(",")
