@@ -15,7 +15,6 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
-from corral_api.proxy import session_proxy
 from corral_api.routes.audit import list_audit
 from corral_api.routes.auth import AuthController, SshKeyController, ssh_public_keys
 from corral_api.routes.clouds import CloudAccountController
@@ -157,7 +156,6 @@ def create_app(runtime: Runtime, *, debug: bool = False) -> Litestar:
         SSHController,
         ssh_connect,
         list_audit,
-        session_proxy,
     ]
     for plugin_name, handlers in runtime.kernel.api_routes():
         route_handlers.append(Router(path=f"/api/plugins/{plugin_name}", route_handlers=handlers))

@@ -25,12 +25,12 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 import msgspec
 import websockets
-from litestar import asgi
+from litestar import Litestar
 from litestar.types import Receive, Scope, Send
 
+from corral_api.http1 import ConnectionPool, UpstreamError
 from corral_api.security import SESSION_COOKIE
 from corral_core.identity.names import ResourceRef
 from corral_core.identity.roles import Principal
@@ -40,7 +40,7 @@ from corral_core.sessions.live import Backend, base_path
 from corral_core.sessions.spec import SESSION_KIND
 from corral_sdk.errors import CorralError, NotAuthenticated, NotFound
 
-__all__ = ["PREFIX", "session_proxy"]
+__all__ = ["PREFIX", "SessionFront"]
 
 log = logging.getLogger("corral.proxy")
 
@@ -100,24 +100,7 @@ class _Proxy:
     """One per process (per app): its HTTP client keeps connections to services alive."""
 
     def __init__(self) -> None:
-        self._client: httpx.AsyncClient | None = None
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(connect=10.0, read=None, write=60.0, pool=10.0),
-                limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
-                follow_redirects=False,
-                verify=False,  # noqa: S501 - a session's own certificate, reached through its tunnel
-                trust_env=False,
-            )
-        return self._client
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        self.pool = ConnectionPool()
 
     # --- who and what ---------------------------------------------------------------------------
 
@@ -193,7 +176,8 @@ class _Proxy:
             try:
                 await self._forward(scope, receive, send, backend, base, rest, headers)
                 return
-            except httpx.ConnectError as exc:
+            except UpstreamError as exc:
+                self.pool.drop(backend.host, backend.port)
                 await runtime.sessions.close(resource.id or 0)
                 if attempt == 2:
                     await _plain(send, 502, f"the session's service does not answer: {exc}")
@@ -211,42 +195,46 @@ class _Proxy:
         endpoint = backend.endpoint
         prefix = endpoint.path if endpoint.path.endswith("/") else endpoint.path + "/"
         query = scope.get("query_string", b"").decode("latin-1")
-        target = f"{endpoint.scheme}://{backend.host}:{backend.port}{prefix}{rest}"
-        if query:
-            target += f"?{query}"
         outgoing = _outgoing(headers, endpoint.headers, scope, base)
-        has_body = any(k in {"content-length", "transfer-encoding"} for k, _ in headers)
-        request = self.client.build_request(
+        found = dict(headers)
+        length_text = found.get("content-length", "")
+        length = int(length_text) if length_text.isdigit() else None
+        has_body = length is not None or "chunked" in found.get("transfer-encoding", "")
+        answer = await self.pool.request(
+            endpoint.scheme,
+            backend.host,
+            backend.port,
             scope["method"],
-            target,
-            headers=outgoing,
-            content=_body(receive) if has_body else None,
+            f"{prefix}{rest}" + (f"?{query}" if query else ""),
+            outgoing,
+            _body(receive) if has_body and length != 0 else None,
+            length,
         )
-        response = await self.client.send(request, stream=True)
-        try:
-            out: list[tuple[bytes, bytes]] = []
-            for key, raw in response.headers.multi_items():
-                lower, value = key.lower(), raw
-                if lower in RESPONSE_DROPPED:
+        out: list[tuple[bytes, bytes]] = []
+        for lower, raw in answer.headers:
+            value = raw
+            if lower in RESPONSE_DROPPED:
+                continue
+            if lower == "location":
+                value = _location(raw, prefix, base, backend)
+            elif lower == "set-cookie":
+                if raw.split("=", 1)[0].strip() == SESSION_COOKIE:
                     continue
-                if lower == "location":
-                    value = _location(raw, prefix, base, backend)
-                elif lower == "set-cookie":
-                    if raw.split("=", 1)[0].strip() == SESSION_COOKIE:
-                        continue
-                    if prefix == "/":
-                        value = _COOKIE_PATH.sub(
-                            lambda m: m.group(1) + base.rstrip("/") + m.group(2), raw
-                        )
-                out.append((lower.encode("latin-1"), value.encode("latin-1")))
-            await send(
-                {"type": "http.response.start", "status": response.status_code, "headers": out}
-            )
-            async for chunk in response.aiter_raw(1 << 16):
+                if prefix == "/":
+                    value = _COOKIE_PATH.sub(
+                        lambda m: m.group(1) + base.rstrip("/") + m.group(2), raw
+                    )
+            out.append((lower.encode("latin-1"), value.encode("latin-1")))
+        body = answer.body()
+        await send({"type": "http.response.start", "status": answer.status, "headers": out})
+        try:
+            async for chunk in body:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except (UpstreamError, OSError) as exc:  # the answer started: it can only stop short
+            log.info("session proxy: the service's answer broke off: %s", exc)
         finally:
-            await response.aclose()
+            await body.aclose()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     # --- WebSocket ------------------------------------------------------------------------------
 
@@ -457,17 +445,32 @@ async def _not_running(send: Send, resource: Resource, headers: list[tuple[str, 
 _PROXY = _Proxy()
 
 
-@asgi(PREFIX, is_mount=True, opt={"public": True}, copy_scope=True)
-async def session_proxy(scope: Scope, receive: Receive, send: Send) -> None:
-    """Every request under ``/sessions/``: see the module docstring (guarded here, not by the
-    API's credential middleware, so a browser is sent to sign in instead of a 401)."""
-    runtime: Runtime = scope["app"].state.runtime
+async def _serve(scope: Scope, receive: Receive, send: Send, runtime: Runtime) -> None:
     try:
         if scope["type"] == "websocket":
             await _PROXY.websocket(runtime, scope, receive, send)
         else:
             await _PROXY.http(runtime, scope, receive, send)
-    except (httpx.HTTPError, msgspec.ValidationError) as exc:
+    except (UpstreamError, OSError, msgspec.ValidationError) as exc:
         log.info("session proxy: %s %s failed: %s", scope.get("method"), scope["path"], exc)
         with contextlib.suppress(Exception):
             await _plain(send, 502, "the session's service failed to answer")
+
+
+class SessionFront:
+    """The server's ASGI app: ``/sessions/...`` straight to the proxy (none of the API's
+    routing and middleware on a session's every request), everything else to the API. The
+    proxy does its own sign-in check (a browser is sent to sign in, not given a 401)."""
+
+    def __init__(self, app: Litestar) -> None:
+        self.app = app
+        self.state = app.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] in ("http", "websocket") and (
+            path.startswith(PREFIX + "/") or path == PREFIX
+        ):
+            await _serve({**scope, "app": self.app}, receive, send, self.app.state.runtime)
+        else:
+            await self.app(scope, receive, send)

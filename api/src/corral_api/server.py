@@ -80,9 +80,10 @@ class _Shutdown:
         import uvicorn
 
         from corral_api.app import create_app
+        from corral_api.proxy import SessionFront
 
         config = uvicorn.Config(
-            create_app(runtime),
+            SessionFront(create_app(runtime)),
             host=settings.server.host,
             port=settings.server.port,
             log_level=settings.logging.level,

@@ -1,0 +1,248 @@
+"""A small HTTP/1.1 client for the sessions' proxy: requests relayed to a service and its answer
+relayed back as raw bytes, over kept-alive connections (a pool per host and port).
+
+Why not a general client: the proxy neither decodes nor buffers bodies, so the bytes go from one
+socket to the other in large reads (the proxy's throughput is the point; see
+``bench/bench_session_proxy.py``). Bodies are framed as the service frames them:
+``Content-Length``, chunked, or until the connection closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+__all__ = ["Answer", "ConnectionPool", "UpstreamError"]
+
+READ_SIZE = 1 << 20
+MAX_HEAD = 64 * 1024
+CONNECT_SECONDS = 10.0
+IDLE_PER_HOST = 32
+
+
+class UpstreamError(Exception):
+    """The service could not be reached, or answered something that is not HTTP/1.x."""
+
+
+@dataclass
+class _Connection:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    reused: bool = False
+
+    def usable(self) -> bool:
+        return not self.writer.is_closing() and not self.reader.at_eof()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.close()
+
+
+@dataclass
+class Answer:
+    """A response head, and its body to relay with :meth:`body`."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    _connection: _Connection
+    _pool: ConnectionPool
+    _key: tuple[str, str, int]
+    _length: int | None
+    _chunked: bool
+    _keep_alive: bool
+    _done: bool = field(default=False)
+
+    async def body(self) -> AsyncIterator[bytes]:
+        reader = self._connection.reader
+        try:
+            if self._chunked:
+                async for chunk in _chunks(reader):
+                    yield chunk
+            elif self._length is not None:
+                left = self._length
+                while left > 0:
+                    data = await reader.read(min(left, READ_SIZE))
+                    if not data:
+                        raise UpstreamError("the service closed the connection mid-body")
+                    left -= len(data)
+                    yield data
+            else:
+                self._keep_alive = False
+                while data := await reader.read(READ_SIZE):
+                    yield data
+            self._done = True
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """Give the connection back (kept when the answer was read to its end)."""
+        if self._done and self._keep_alive:
+            self._pool.put(self._key, self._connection)
+        else:
+            self._connection.close()
+
+
+async def _chunks(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
+    while True:
+        line = await reader.readline()
+        if not line:
+            raise UpstreamError("the service closed the connection mid-chunk")
+        size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+        if size == 0:
+            while (trailer := await reader.readline()) not in (b"\r\n", b"\n", b""):
+                del trailer
+            return
+        left = size
+        while left > 0:
+            data = await reader.read(min(left, READ_SIZE))
+            if not data:
+                raise UpstreamError("the service closed the connection mid-chunk")
+            left -= len(data)
+            yield data
+        await reader.readexactly(2)
+
+
+class ConnectionPool:
+    """Kept-alive connections to services, by scheme, host and port."""
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        self._tls = ssl.create_default_context()
+        # a session's own certificate, reached through its tunnel: not checked
+        self._tls.check_hostname = False
+        self._tls.verify_mode = ssl.CERT_NONE
+
+    def put(self, key: tuple[str, str, int], connection: _Connection) -> None:
+        idle = self._idle.setdefault(key, [])
+        if connection.usable() and len(idle) < IDLE_PER_HOST:
+            connection.reused = True
+            idle.append(connection)
+        else:
+            connection.close()
+
+    async def _connect(self, key: tuple[str, str, int], *, fresh: bool) -> _Connection:
+        idle = self._idle.get(key, [])
+        while idle and not fresh:
+            connection = idle.pop()
+            if connection.usable():
+                return connection
+            connection.close()
+        scheme, host, port = key
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(
+                    host, port, ssl=self._tls if scheme == "https" else None, limit=4 * READ_SIZE
+                ),
+                CONNECT_SECONDS,
+            )
+        except (OSError, TimeoutError) as exc:
+            raise UpstreamError(f"cannot connect to {host}:{port}: {exc}") from None
+        return _Connection(reader, writer)
+
+    def drop(self, host: str, port: int) -> None:
+        """Close the idle connections to ``host:port`` (its tunnel is going)."""
+        for key in [k for k in self._idle if k[1:] == (host, port)]:
+            for connection in self._idle.pop(key):
+                connection.close()
+
+    async def close(self) -> None:
+        for connections in self._idle.values():
+            for connection in connections:
+                connection.close()
+        self._idle.clear()
+
+    async def request(
+        self,
+        scheme: str,
+        host: str,
+        port: int,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: AsyncIterator[bytes] | None,
+        length: int | None,
+    ) -> Answer:
+        """Send the request (a body of ``length`` bytes, or chunked when ``None``) and read the
+        answer's head. A kept-alive connection that turns out closed is replaced once, for a
+        request without a body."""
+        key = (scheme, host, port)
+        for attempt in (1, 2):
+            connection = await self._connect(key, fresh=attempt == 2)
+            try:
+                return await self._exchange(key, connection, method, target, headers, body, length)
+            except (OSError, asyncio.IncompleteReadError, UpstreamError) as exc:
+                connection.close()
+                if attempt == 2 or not connection.reused or body is not None:
+                    raise UpstreamError(f"the service at {host}:{port} failed: {exc}") from None
+        raise AssertionError("unreachable")
+
+    async def _exchange(
+        self,
+        key: tuple[str, str, int],
+        connection: _Connection,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: AsyncIterator[bytes] | None,
+        length: int | None,
+    ) -> Answer:
+        lines = [f"{method} {target} HTTP/1.1"]
+        lines += [f"{k}: {v}" for k, v in headers]
+        if body is not None:
+            lines.append(
+                f"content-length: {length}" if length is not None else "transfer-encoding: chunked"
+            )
+        writer = connection.writer
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        if body is not None:
+            async for chunk in body:
+                if not chunk:
+                    continue
+                if length is None:
+                    writer.write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+                else:
+                    writer.write(chunk)
+                await writer.drain()
+            if length is None:
+                writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        reader = connection.reader
+        while True:
+            status_line = await reader.readline()
+            if not status_line:
+                raise UpstreamError("the connection closed before an answer")
+            parts = status_line.decode("latin-1").split(" ", 2)
+            if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+                raise UpstreamError(f"not an HTTP answer: {status_line[:80]!r}")
+            status = int(parts[1])
+            answer_headers: list[tuple[str, str]] = []
+            size = len(status_line)
+            while (line := await reader.readline()) not in (b"\r\n", b"\n"):
+                if not line:
+                    raise UpstreamError("the connection closed in the answer's head")
+                size += len(line)
+                if size > MAX_HEAD:
+                    raise UpstreamError("the answer's head is too large")
+                name, _, value = line.decode("latin-1").partition(":")
+                answer_headers.append((name.strip().lower(), value.strip()))
+            if 100 <= status < 200 and status != 101:
+                continue  # 100 Continue and other interim answers
+            break
+        found = dict(answer_headers)
+        chunked = "chunked" in found.get("transfer-encoding", "").lower()
+        length_text = found.get("content-length", "")
+        no_body = method == "HEAD" or status in (204, 304)
+        keep_alive = found.get("connection", "").lower() != "close" and parts[0] != "HTTP/1.0"
+        return Answer(
+            status=status,
+            headers=answer_headers,
+            _connection=connection,
+            _pool=self,
+            _key=key,
+            _length=0 if no_body else (int(length_text) if length_text.isdigit() else None),
+            _chunked=chunked and not no_body,
+            _keep_alive=keep_alive,
+        )
