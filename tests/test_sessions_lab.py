@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 import websockets
 
+from tests.browser import open_page
 from tests.lab import LabServer, SlurmLab, lab_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +67,9 @@ def wait_session(client: Any, name: str, *states: str, timeout: float = 120) -> 
 
 
 def jupyter_running(server: LabServer, cluster: str) -> bool:
-    done = server.corral("alice", "ssh", cluster, "pgrep -u alice -f '[j]upyter|[i]pykernel' || true")
+    done = server.corral(
+        "alice", "ssh", cluster, "pgrep -u alice -f '[j]upyter|[i]pykernel' || true"
+    )
     return bool(done.stdout.strip())
 
 
@@ -97,8 +100,30 @@ async def execute(url: str, headers: dict[str, str], code: str) -> str:
                 raise AssertionError(message["content"])
 
 
+@pytest.fixture(scope="module")
+def chromium() -> None:
+    done = subprocess.run(
+        ["bash", str(ROOT / "contrib" / "lab" / "chromium.sh")],
+        capture_output=True, text=True, check=False, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+async def render(open_url: str, server_url: str, headers: dict[str, str]) -> tuple[bytes, Any]:
+    """Open the session's page in headless Chromium; JupyterLab's shell once it is drawn."""
+    url = server_url + urlsplit(open_url).path
+    async with open_page(url, headers) as page:
+        shell = await page.wait_for(
+            "(() => { const shell = document.querySelector('#main.jp-LabShell, .jp-LabShell');"
+            " const launcher = document.querySelector('.jp-Launcher, .jp-LauncherCard');"
+            " return shell && launcher ? {title: document.title, shell: shell.id || 'shell',"
+            " launcher: launcher.className} : null; })()"
+        )
+        return await page.screenshot(), shell
+
+
 def test_jupyterlab_on_the_cluster_runs_a_kernel_through_the_proxy(
-    server: LabServer, cluster: str, jupyter: str
+    server: LabServer, cluster: str, jupyter: str, chromium: None, tmp_path: Path
 ) -> None:
     with server.client("alice") as client:
         made = client.post(
@@ -117,6 +142,12 @@ def test_jupyterlab_on_the_cluster_runs_a_kernel_through_the_proxy(
         ws_url = f"ws{server.url[4:]}/sessions/alice/nb1/api/kernels/{kernel.json()['id']}/channels"
         auth = {"Authorization": client.headers["Authorization"]}
         assert asyncio.run(execute(ws_url, auth, "1+1")) == "2"
+
+        # in a real browser: JupyterLab's shell renders, through the proxy, behind the sign-in
+        shot, shell = asyncio.run(render(session["open_url"], server.url, auth))
+        assert shell["title"].endswith("JupyterLab"), shell
+        assert shell["shell"] and shell["launcher"], shell
+        (tmp_path / "jupyterlab.png").write_bytes(shot)  # for a person to look at; never committed
 
         assert jupyter_running(server, cluster)
         assert client.delete("/api/sessions/alice/nb1").status_code == 204
