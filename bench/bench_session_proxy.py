@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
-import uvicorn
 import websockets
 from run import Figure
 
@@ -25,10 +24,17 @@ from corral_core.testing import CorralProcess, TestDeployment, api_key, free_por
 MIB = 1 << 20
 REQUESTS = 150
 ROUND_TRIPS = 2000
-BODY = b"x" * MIB
 
 
-async def _app(scope: Any, receive: Any, send: Any) -> None:
+APP = """
+import sys
+
+import uvicorn
+
+BODY = b"x" * (1 << 20)
+
+
+async def app(scope, receive, send):
     if scope["type"] == "lifespan":
         while (await receive())["type"] != "lifespan.shutdown":
             await send({"type": "lifespan.startup.complete"})
@@ -39,14 +45,15 @@ async def _app(scope: Any, receive: Any, send: Any) -> None:
         while (message := await receive())["type"] == "websocket.receive":
             await send({"type": "websocket.send", "bytes": message.get("bytes") or b""})
     else:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-length", str(MIB).encode())],
-            }
-        )
+        headers = [(b"content-length", str(len(BODY)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": BODY})
+
+
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_config=None, lifespan="on")
+"""
+"""The app: 1 MiB answers and a WebSocket echo, in a process of its own (as a session's
+service is)."""
 
 
 def _throughput(base: str, headers: dict[str, str]) -> float:
@@ -77,10 +84,15 @@ def _round_trip_ms(url: str, headers: dict[str, str]) -> float:
 
 def run() -> list[Figure]:
     port = free_port()
-    backend = uvicorn.Server(
-        uvicorn.Config(_app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
-    )
-    threading.Thread(target=backend.run, daemon=True).start()
+    backend = subprocess.Popen([sys.executable, "-c", APP, str(port)])
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+            break
+        except httpx.HTTPError:
+            assert time.monotonic() < deadline, "the app did not start"
+            time.sleep(0.1)
     with tempfile.TemporaryDirectory() as tmp:
         deployment = TestDeployment(Path(tmp))
         api = free_port()
@@ -110,7 +122,8 @@ def run() -> list[Figure]:
             proxy_rtt = _round_trip_ms(f"ws://127.0.0.1:{api}/sessions/{owner}/bench/ws", auth)
         finally:
             corral.stop()
-            backend.should_exit = True
+            backend.terminate()
+            backend.wait(10)
     return [
         Figure(
             "HTTP 1 MiB through the proxy", proxy_mib, "MiB/s", "direct", direct_mib,

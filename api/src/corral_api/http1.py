@@ -64,9 +64,10 @@ class Answer:
             elif self._length is not None:
                 left = self._length
                 while left > 0:
-                    data = await reader.read(min(left, READ_SIZE))
-                    if not data:
-                        raise UpstreamError("the service closed the connection mid-body")
+                    try:  # whole reads: one large send each, rather than many small ones
+                        data = await reader.readexactly(min(left, READ_SIZE))
+                    except asyncio.IncompleteReadError:
+                        raise UpstreamError("the service closed the connection mid-body") from None
                     left -= len(data)
                     yield data
             else:
