@@ -10,6 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +18,7 @@ import pytest
 import uvicorn
 import websockets
 
-from corral_core.testing import free_port
+from corral_core.testing import api_key, free_port
 from tests.test_cli_identity import Cli, Server, admin, cli, server  # noqa: F401 (fixtures)
 
 PASSWORD = "Session-Passw0rd!"
@@ -199,3 +200,58 @@ def test_sessions_from_the_cli(admin: Cli, recorder: tuple[Recorder, int]) -> No
     assert refused.returncode == 2 and "remote_port" in refused.stderr, refused.stderr
     admin.ok("sessions", "stop", "cli1")
     assert mine() == []
+
+
+LEGACY = r"""jobs:
+  main:
+    steps:
+      - name: Interactive service
+        run: |
+          write() {
+            printf '{"URL": "/me", "PORT": "%s", "SLUG": "\\\\", "JOB_STATUS": " %s ",' \
+              ${{ inputs.port }} "$1" > service.json.tmp
+            echo ' "ERROR_MESSAGE": ""}' >> service.json.tmp && mv service.json.tmp service.json
+          }
+          write PENDING
+          mkdir -p site && echo "legacy app" > site/index.html
+          sleep 4
+          cd site && python3 -m http.server ${{ inputs.port }} --bind 127.0.0.1 &
+          sleep 1
+          write R
+          wait
+        cleanup: echo "the cancel script ran"
+'on':
+  execute:
+    inputs:
+      port:
+        type: number
+"""
+
+
+def test_a_legacy_service_json_session_of_a_run(admin: Cli, tmp_path: Path) -> None:  # noqa: F811
+    """§10: the run's service.json: PENDING shows a loading page with PENDING, R proxies to
+    PORT; cancelling the run runs its cancel script (a cleanup step)."""
+    flow = tmp_path / "legacy.yaml"
+    flow.write_text(LEGACY)
+    admin.ok("workflows", "create", "legacy", "--yaml", str(flow))
+    run = admin.json("workflows", "run", "legacy", "-i", f"port={free_port()}")
+    headers = {"Authorization": f"Bearer {api_key(admin.server.url)}"}
+    with httpx.Client(base_url=admin.server.url, headers=headers, timeout=30) as client:
+        deadline = time.monotonic() + 30
+        while (found := client.get(f"/api/runs/{run['id']}/session")).status_code == 404:
+            assert time.monotonic() < deadline, found.text
+            time.sleep(0.3)
+        session = found.json()
+        assert session["type"] == "service-json", session
+        path = f"/sessions/admin/{session['name']}/"
+        while "PENDING" not in (loading := client.get(path, headers={"Accept": "text/html"})).text:
+            assert time.monotonic() < deadline, loading.text
+            time.sleep(0.2)
+        assert loading.status_code == 503 and "refresh" in loading.text
+        while (page := client.get(path)).status_code != 200:
+            assert time.monotonic() < deadline + 30, page.text
+            time.sleep(0.5)
+        assert page.text.strip() == "legacy app"
+    admin.ok("workflows", "runs", "cancel", str(run["id"]))
+    logs = admin("workflows", "runs", "logs", "-f", str(run["id"]))
+    assert "the cancel script ran" in logs.stdout, logs.stdout

@@ -16,6 +16,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from sqlmodel import col, func, select
 
 from corral_api.params import MAX_OFFSET, Limit, Offset
+from corral_api.routes.sessions import session_info
 from corral_api.security import Caller, RuntimeDep
 from corral_core.db import Database
 from corral_core.identity.names import ResourceRef
@@ -27,7 +28,7 @@ from corral_core.workflows.run_logs import (
     read_lines,
     resolve_step,
 )
-from corral_sdk.errors import Invalid
+from corral_sdk.errors import Invalid, NotFound
 from corral_sdk.wire import (
     RunClean,
     RunCleaned,
@@ -40,6 +41,7 @@ from corral_sdk.wire import (
     RunLogs,
     RunStart,
     RunStepInfo,
+    SessionInfo,
 )
 
 __all__ = ["RunController", "WorkflowRunController", "run_info"]
@@ -230,6 +232,21 @@ class RunController(Controller):
         run = await runtime.runs.find(principal, ref)
         jobs, steps = await runtime.runs.graph(run)
         return run_info(run, _workflow_uri(run), jobs, steps)
+
+    @get("/{ref:str}/session", summary="The run's interactive session (legacy service.json)")
+    async def run_session(self, ref: RunRef, principal: Caller, runtime: RuntimeDep) -> SessionInfo:
+        """A run whose steps wrote ``service.json`` in its directory (in the workspace) gets a
+        session serving what it describes (spec §10); 404 while there is none."""
+        run = await runtime.runs.find(principal, ref)
+        directory = f"~/pw/jobs/{run.plan.get('workflow', 'run')}/{run.number:05d}"
+        found = runtime.targets.workspace(run.username) / directory[2:] / "service.json"
+        if not await asyncio.to_thread(found.is_file):
+            raise NotFound(
+                f"run {run.number:05d} has no interactive session: no service.json in {directory}",
+                reason="no-session",
+            )
+        row = await runtime.run_sessions.ensure_legacy(run, directory)
+        return session_info(runtime, row)
 
     @post("/{ref:str}/cancel", summary="Cancel a run (its cleanups still run)",
           status_code=202)  # fmt: skip

@@ -115,6 +115,14 @@ def corral_register_session_types() -> list[SessionTypeRecord]:
             "through the platform at the session's URL (HTTP and WebSocket).",
         ),
         SessionTypeRecord(
+            name="service-json",
+            factory="corral_core.sessions.types:ServiceJson",
+            features=web,
+            docs="A workflow run's legacy interactive session: the service its steps describe "
+            "in service.json in the run's directory (JOB_STATUS, PORT, URL, SLUG, "
+            "ERROR_MESSAGE).",
+        ),
+        SessionTypeRecord(
             name="link",
             factory="corral_core.sessions.types:Link",
             docs="A URL to an app hosted outside the platform.",

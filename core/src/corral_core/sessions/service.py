@@ -155,3 +155,40 @@ class RunSessions:
                 except NotFound:
                     pass
         return removed
+
+    async def ensure_legacy(self, run: WorkflowRun, directory: str) -> Resource:
+        """The run's legacy interactive session (``service.json`` in ``directory``, spec §10),
+        made on first use; removed with the run's other sessions when it ends."""
+        for existing in await self._of_user(run.username):
+            if (
+                existing.spec.get("run_id") == run.id
+                and existing.spec.get("type") == "service-json"
+            ):
+                return existing
+        name = _name(f"{run.plan.get('workflow', 'run')}{run.number:05d}")
+        spec = SessionSpec(
+            type="service-json",
+            options={"directory": directory},
+            run_id=run.id,
+            run_session="service.json",
+        )
+        for candidate in (name, f"{name}view", f"{name}{run.id}"):
+            try:
+                made = await self.resources.create(
+                    SESSION_KIND,
+                    org=run.org,
+                    owner=run.username,
+                    name=candidate,
+                    spec=msgspec.to_builtins(spec),
+                    desired_state="running",
+                    actor=run.username,
+                )
+            except Invalid as exc:
+                if exc.reason != "name-taken":
+                    raise
+                continue
+            async with self.db.session() as session:
+                found = await session.get(Resource, made.id)
+            if found is not None:
+                return found
+        raise Invalid("no free name for the run's session", field="name")
