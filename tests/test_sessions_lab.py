@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import struct
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +21,7 @@ from urllib.parse import urlsplit
 import pytest
 import websockets
 
+from corral_core.testing import free_port
 from tests.browser import open_page
 from tests.lab import LabServer, SlurmLab, lab_server
 
@@ -230,4 +233,20 @@ def test_a_desktop_on_the_cluster_streams_its_framebuffer_through_the_proxy(
         auth = {"Authorization": client.headers["Authorization"]}
         width, height, rectangles = asyncio.run(framebuffer_update(ws_url, auth))
         assert (width, height) == (800, 600) and rectangles >= 1
+
+        # corral sessions connect: a local port a VNC client attaches to
+        port = free_port()
+        connect = subprocess.Popen(
+            [sys.executable, "-m", "corral_sdk.cli.main", "sessions", "connect", "desk1",
+             "--port", str(port)],
+            env=server.cli_env("alice"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert connect.stdout is not None
+            assert f"127.0.0.1:{port}" in connect.stdout.readline()
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as vnc:
+                assert vnc.recv(12) == b"RFB 003.008\n"  # the VNC server's greeting
+        finally:
+            connect.terminate()
+            connect.communicate(timeout=10)
         assert client.delete("/api/sessions/alice/desk1").status_code == 204

@@ -236,6 +236,18 @@ def _session_commands(branch: Callable[..., Any], leaf: Callable[..., Any]) -> N
     opened = leaf(sessions, "open", f"{module}:open_session", "open a running session")
     opened.add_argument("name", help="pw://owner/name, owner/name or name")
     opened.add_argument("--print", action="store_true", help="print its URL instead")
+    connect = leaf(
+        sessions,
+        "connect",
+        f"{module}:connect",
+        "a local port onto a running desktop (for a VNC client) or cluster tunnel; Ctrl+C "
+        "disconnects, the session goes on",
+    )
+    connect.add_argument("name", help="pw://owner/name, owner/name or name")
+    connect.add_argument("--port", type=int, default=0, help="the local port (0: any free one)")
+    connect.add_argument(
+        "--keepalive", type=int, default=30, help="seconds between keepalives; 0 disables them"
+    )
     stop = leaf(sessions, "stop", f"{module}:stop", "stop a session and delete it")
     stop.add_argument("name", help="pw://owner/name, owner/name or name")
 

@@ -23,7 +23,7 @@ from corral_sdk.cli.client import resolve
 from corral_sdk.cli.commands.ssh import connect_url
 from corral_sdk.errors import Invalid
 
-__all__ = ["forward", "parse_spec"]
+__all__ = ["Listener", "forward", "parse_spec", "run_listeners", "serve_listeners"]
 
 log = logging.getLogger("corral")
 
@@ -62,6 +62,7 @@ async def _relay(
     url: str,
     headers: dict[str, str],
     keepalive: int,
+    subprotocols: list[str] | None = None,
 ) -> None:
     import websockets
 
@@ -69,6 +70,7 @@ async def _relay(
         ws = await websockets.connect(
             url,
             additional_headers=headers,
+            subprotocols=subprotocols,  # type: ignore[arg-type]
             max_size=None,
             compression=None,
             open_timeout=30,
@@ -106,38 +108,73 @@ async def _relay(
         writer.close()
 
 
-async def _serve(args: argparse.Namespace, specs: list[Spec]) -> None:
-    target = resolve(args.platform_host, args.context)
-    headers = {"Authorization": f"Bearer {target.credential}"} if target.credential else {}
+@dataclass(frozen=True)
+class Listener:
+    """A local port whose every connection becomes a WebSocket stream to ``url``."""
+
+    bind: str
+    port: int
+    url: str
+    label: str
+    """What it reaches, for the line printed when it listens."""
+    subprotocols: tuple[str, ...] = ()
+
+
+async def serve_listeners(
+    listeners: list[Listener], headers: dict[str, str], keepalive: int
+) -> None:
+    """Listen on every port until cancelled; print ``forwarding <addr> -> <label>`` for each."""
     servers = []
-    for spec in specs:
-        url = connect_url(
-            target.server,
-            {"target": args.target, "mode": "tcp", "host": spec.host, "port": spec.host_port},
-        )
+    for listener in listeners:
 
         def handle(
-            reader: asyncio.StreamReader, writer: asyncio.StreamWriter, url: str = url
+            reader: asyncio.StreamReader,
+            writer: asyncio.StreamWriter,
+            listener: Listener = listener,
         ) -> Any:
-            return _relay(reader, writer, url, headers, args.keepalive)
+            return _relay(
+                reader,
+                writer,
+                listener.url,
+                headers,
+                keepalive,
+                list(listener.subprotocols) or None,
+            )
 
-        server = await asyncio.start_server(handle, spec.bind, spec.port)
+        server = await asyncio.start_server(handle, listener.bind, listener.port)
         bound = server.sockets[0].getsockname()
-        sys.stdout.write(
-            f"forwarding {bound[0]}:{bound[1]} -> {spec.host}:{spec.host_port} on {args.target}\n"
-        )
+        sys.stdout.write(f"forwarding {bound[0]}:{bound[1]} -> {listener.label}\n")
         sys.stdout.flush()
         servers.append(server)
     await asyncio.gather(*(s.serve_forever() for s in servers))
 
 
-def forward(args: argparse.Namespace) -> int:
-    specs = [parse_spec(text) for text in args.local]
+def run_listeners(listeners: list[Listener], headers: dict[str, str], keepalive: int) -> int:
+    """:func:`serve_listeners` until Ctrl+C (0), or 1 when a port cannot be listened on."""
     try:
-        asyncio.run(_serve(args, specs))
+        asyncio.run(serve_listeners(listeners, headers, keepalive))
     except KeyboardInterrupt:
         return 0
     except OSError as exc:
         sys.stderr.write(f"[ERROR] cannot listen: {exc}\n")
         return 1
     return 0
+
+
+def forward(args: argparse.Namespace) -> int:
+    specs = [parse_spec(text) for text in args.local]
+    target = resolve(args.platform_host, args.context)
+    headers = {"Authorization": f"Bearer {target.credential}"} if target.credential else {}
+    listeners = [
+        Listener(
+            bind=spec.bind,
+            port=spec.port,
+            url=connect_url(
+                target.server,
+                {"target": args.target, "mode": "tcp", "host": spec.host, "port": spec.host_port},
+            ),
+            label=f"{spec.host}:{spec.host_port} on {args.target}",
+        )
+        for spec in specs
+    ]
+    return run_listeners(listeners, headers, args.keepalive)

@@ -8,6 +8,7 @@ import logging
 import sys
 import time
 import webbrowser
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -17,7 +18,7 @@ from corral_sdk.cli.output import print_json, print_table
 from corral_sdk.errors import Invalid, ProviderError
 from corral_sdk.wire import SessionCreate, SessionInfo, SessionList
 
-__all__ = ["create", "ls", "open_session", "stop"]
+__all__ = ["connect", "create", "ls", "open_session", "stop"]
 
 log = logging.getLogger("corral")
 
@@ -141,3 +142,50 @@ def stop(args: argparse.Namespace) -> int:
         client.delete(resource_path(client, "sessions", args.name))
     log.info("stopped and deleted %s", args.name)
     return 0
+
+
+def connect(args: argparse.Namespace) -> int:
+    """A local port onto a running session: a desktop's VNC (a VNC client attaches to it), or a
+    tunnel's port on its cluster. Ctrl+C disconnects; the session goes on."""
+    from corral_sdk.cli.client import resolve
+    from corral_sdk.cli.commands.forward import Listener, run_listeners
+    from corral_sdk.cli.commands.ssh import connect_url
+
+    with client_for(args) as client:
+        session = client.get(resource_path(client, "sessions", args.name), SessionInfo)
+    if session.status != "running":
+        log.error("%s is %s: it must be running", session.name, session.status)
+        return 1
+    target = resolve(args.platform_host, args.context)
+    headers = {"Authorization": f"Bearer {target.credential}"} if target.credential else {}
+    if session.type == "desktop":
+        parts = urlsplit(target.server)
+        scheme = "wss" if parts.scheme == "https" else "ws"
+        path = f"{parts.path.rstrip('/')}/sessions/{session.owner}/{session.name}/websockify"
+        listener = Listener(
+            bind="127.0.0.1", port=args.port, url=f"{scheme}://{parts.netloc}{path}",
+            label=f"the VNC server of {session.uri}", subprotocols=("binary",),
+        )  # fmt: skip
+    elif session.type == "tunnel" and session.target not in ("user-workspace", "workspace"):
+        listener = Listener(
+            bind="127.0.0.1",
+            port=args.port,
+            url=connect_url(
+                target.server,
+                {
+                    "target": session.target,
+                    "mode": "tcp",
+                    "host": session.remote_host,
+                    "port": session.remote_port,
+                },
+            ),
+            label=f"{session.remote_host}:{session.remote_port} on {session.target}",
+        )
+    else:
+        log.error(
+            "%s is a %s session%s: open it in a browser (corral sessions open %s)",
+            session.name, session.type,
+            " in the workspace" if session.type == "tunnel" else "", session.name,
+        )  # fmt: skip
+        return 2
+    return run_listeners([listener], headers, args.keepalive)
