@@ -250,3 +250,13 @@ def test_a_desktop_on_the_cluster_streams_its_framebuffer_through_the_proxy(
             connect.terminate()
             connect.communicate(timeout=10)
         assert client.delete("/api/sessions/alice/desk1").status_code == 204
+
+
+def test_a_session_on_a_cluster_that_is_not_running_is_refused(server: LabServer) -> None:
+    assert server.lab is not None
+    made = server.corral("alice", "cluster", "create", "cold", "--host", server.lab.login_host)
+    assert made.returncode == 0, made.stderr
+    with server.client("alice") as client:
+        refused = client.post("/api/sessions", json={"type": "vscode", "target": "pw://alice/cold"})
+        assert refused.status_code == 409, refused.text
+        assert "start it first" in refused.json()["detail"]

@@ -19,7 +19,7 @@ from corral_core.resources.models import Resource
 from corral_core.runtime import Runtime
 from corral_core.sessions.live import base_path
 from corral_core.sessions.spec import SESSION_KIND, WORKSPACE, SessionSpec
-from corral_sdk.errors import CorralError, Invalid
+from corral_sdk.errors import Conflict, CorralError, Invalid
 from corral_sdk.wire import SessionCreate, SessionInfo, SessionList
 
 __all__ = ["SessionController", "session_info"]
@@ -97,6 +97,14 @@ class SessionController(Controller):
             raise Invalid("url: a link needs an http(s) URL", field="url")
         if stored.target != WORKSPACE and data.type != "link":
             await runtime.targets.runner_for(principal.username, stored.target)
+            cluster = await runtime.clusters.get(
+                principal, ResourceRef.parse(stored.target, principal.username, "target")
+            )
+            if cluster.observed_state != "active":
+                raise Conflict(
+                    f"{stored.target} is {cluster.observed_state}: start it first",
+                    reason="cluster-not-active",
+                )
         created = await runtime.resources.create(
             SESSION_KIND,
             org=principal.org,

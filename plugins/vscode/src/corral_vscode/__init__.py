@@ -1,0 +1,1 @@
+"""Corral session plugin: vscode."""

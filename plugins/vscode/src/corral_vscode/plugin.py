@@ -1,0 +1,28 @@
+"""The hooks of the vscode plugin: one session type, registered without importing the session
+type itself (it is loaded on first use)."""
+
+from __future__ import annotations
+
+from corral_sdk.plugin import SessionFeature, SessionTypeRecord, hookimpl
+from corral_vscode.options import VSCodeOptions
+
+__all__ = ["RECORD", "corral_register_session_types"]
+
+RECORD = SessionTypeRecord(
+    name="vscode",
+    factory="corral_vscode.vscode:VSCode",
+    config=VSCodeOptions,
+    features=frozenset({SessionFeature.HTTP, SessionFeature.WEBSOCKET, SessionFeature.WORKSPACE}),
+    docs=(
+        "VS Code in the browser: code-server, or openvscode-server, started as the user on a "
+        "cluster's login host or in the workspace when the target has one (the session fails "
+        "saying so when it has neither). It listens on 127.0.0.1 with a connection token kept "
+        "on the target, which Corral's proxy adds."
+    ),
+)
+"""The session type this plugin registers."""
+
+
+@hookimpl
+def corral_register_session_types() -> list[SessionTypeRecord]:
+    return [RECORD]
