@@ -20,7 +20,6 @@ import httpx
 import pytest
 from corral_desktop.desktop import TOKEN_HEADER, Desktop
 from corral_desktop.options import DesktopOptions
-from desktop_local import LocalRunner
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
@@ -33,6 +32,7 @@ from corral_sdk.providers.session import (
     TargetKind,
 )
 from corral_sdk.testing import RecordingLog
+from corral_sdk.testing.shell import ShellRunner, shell_runner
 
 INSTALL = Path(__file__).resolve().parents[3] / "contrib" / "lab" / "desktop.sh"
 RUNNING_WITHIN = 30.0
@@ -96,7 +96,7 @@ def listening(port: int) -> bool:
 
 
 async def until_running(
-    desktop: Desktop, spec: SessionSpec, runner: LocalRunner, started: SessionStatus
+    desktop: Desktop, spec: SessionSpec, runner: ShellRunner, started: SessionStatus
 ) -> SessionStatus:
     status = started
     deadline = time.monotonic() + RUNNING_WITHIN
@@ -138,10 +138,8 @@ class RFB:
 @pytest.fixture
 async def desktop_session(
     desktop_installed: None, tmp_path: Path
-) -> AsyncIterator[tuple[Desktop, SessionSpec, LocalRunner, SessionStatus]]:
-    home = tmp_path / "home"
-    home.mkdir()
-    runner = LocalRunner(home)
+) -> AsyncIterator[tuple[Desktop, SessionSpec, ShellRunner, SessionStatus]]:
+    runner = shell_runner("/bin/sh", tmp_path, {})
     desktop = Desktop()
     spec = new_spec(DesktopOptions(geometry="800x600"))
     started = await desktop.start(spec, runner=runner, log=RecordingLog())
@@ -153,7 +151,7 @@ async def desktop_session(
 
 @pytest.mark.anyio
 async def test_desktop_serves_novnc_and_framebuffer_updates(
-    desktop_session: tuple[Desktop, SessionSpec, LocalRunner, SessionStatus],
+    desktop_session: tuple[Desktop, SessionSpec, ShellRunner, SessionStatus],
 ) -> None:
     desktop, spec, runner, started = desktop_session
     assert started.state in (SessionState.STARTING, SessionState.RUNNING), started.message
@@ -264,9 +262,7 @@ async def test_desktop_serves_novnc_and_framebuffer_updates(
 
 @pytest.mark.anyio
 async def test_the_desktop_ends_with_its_program(desktop_installed: None, tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    runner = LocalRunner(home)
+    runner = shell_runner("/bin/sh", tmp_path, {})
     desktop = Desktop()
     spec = new_spec(DesktopOptions(geometry="640x480", depth=16, command="sleep 2; exit 7"))
     started = await desktop.start(spec, runner=runner, log=RecordingLog())
@@ -293,7 +289,7 @@ async def test_missing_programs_are_named(tmp_path: Path) -> None:
     (bin_dir / "sh").symlink_to("/bin/sh")
     home = tmp_path / "home"
     home.mkdir()
-    runner = LocalRunner(home, path=str(bin_dir))
+    runner = ShellRunner("/bin/sh", home, bin_dir, path="")
     with pytest.raises(ProviderError) as caught:
         await Desktop().start(new_spec(DesktopOptions()), runner=runner, log=RecordingLog())
     message = caught.value.message

@@ -16,7 +16,13 @@ from collections.abc import Mapping
 from corral_jupyter.options import JupyterOptions
 from corral_sdk.errors import Invalid, ProviderError
 from corral_sdk.providers import ProgressLog
-from corral_sdk.providers.session import SessionEndpoint, SessionSpec, SessionState, SessionStatus
+from corral_sdk.providers.session import (
+    SessionEndpoint,
+    SessionSpec,
+    SessionState,
+    SessionStatus,
+    run_report,
+)
 from corral_sdk.transport import CommandRunner
 
 __all__ = ["Jupyter"]
@@ -132,24 +138,6 @@ def _options(spec: SessionSpec) -> JupyterOptions:
 class Jupyter:
     """``jupyter``: see the module docstring."""
 
-    async def _run(self, runner: CommandRunner, script: str, what: str) -> dict[str, str]:
-        result = await runner.run("sh -s", input=script)
-        if result.exit_status != 0:
-            raise ProviderError(
-                f"could not {what} Jupyter on {runner.target}: "
-                f"{result.stderr.strip() or f'exit status {result.exit_status}'}"
-            )
-        found: dict[str, str] = {}
-        lines = result.stdout.splitlines()
-        for index, line in enumerate(lines):
-            if line == "log:":
-                found["log"] = "\n".join(lines[index + 1 :]).strip()
-                break
-            key, sep, value = line.partition("=")
-            if sep:
-                found[key] = value
-        return found
-
     def _status(self, spec: SessionSpec, found: Mapping[str, str], target: str) -> SessionStatus:
         state = found.get("state", "")
         port = found.get("port", "")
@@ -186,7 +174,7 @@ class Jupyter:
     ) -> SessionStatus:
         target = _runner(spec, runner)
         options = _options(spec)
-        found = await self._run(
+        found = await run_report(
             target,
             _script(
                 spec,
@@ -195,7 +183,7 @@ class Jupyter:
                 DIRECTORY=options.directory,
                 APP="lab" if options.interface == "lab" else "notebook",
             ),
-            "start",
+            "start Jupyter",
         )
         if found.get("state") == "missing":
             raise ProviderError(
@@ -213,11 +201,13 @@ class Jupyter:
         self, spec: SessionSpec, data: Mapping[str, str], *, runner: CommandRunner | None
     ) -> SessionStatus:
         target = _runner(spec, runner)
-        found = await self._run(target, _script(spec, _STATUS), "check")
+        found = await run_report(target, _script(spec, _STATUS), "check Jupyter")
         return self._status(spec, found, target.target)
 
     async def stop(
         self, spec: SessionSpec, data: Mapping[str, str], *, runner: CommandRunner | None
     ) -> None:
         target = _runner(spec, runner)
-        await self._run(target, _script(spec, _STOP, GRACE=str(STOP_GRACE_SECONDS)), "stop")
+        await run_report(
+            target, _script(spec, _STOP, GRACE=str(STOP_GRACE_SECONDS)), "stop Jupyter"
+        )

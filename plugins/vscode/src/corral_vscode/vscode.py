@@ -17,7 +17,13 @@ from urllib.parse import quote
 
 from corral_sdk.errors import Invalid, ProviderError
 from corral_sdk.providers import ProgressLog
-from corral_sdk.providers.session import SessionEndpoint, SessionSpec, SessionState, SessionStatus
+from corral_sdk.providers.session import (
+    SessionEndpoint,
+    SessionSpec,
+    SessionState,
+    SessionStatus,
+    run_report,
+)
 from corral_sdk.transport import CommandRunner
 from corral_vscode.options import VSCodeOptions
 
@@ -144,24 +150,6 @@ def _options(spec: SessionSpec) -> VSCodeOptions:
 class VSCode:
     """``vscode``: see the module docstring."""
 
-    async def _run(self, runner: CommandRunner, script: str, what: str) -> dict[str, str]:
-        result = await runner.run("sh -s", input=script)
-        if result.exit_status != 0:
-            raise ProviderError(
-                f"could not {what} VS Code on {runner.target}: "
-                f"{result.stderr.strip() or f'exit status {result.exit_status}'}"
-            )
-        found: dict[str, str] = {}
-        lines = result.stdout.splitlines()
-        for index, line in enumerate(lines):
-            if line == "log:":
-                found["log"] = "\n".join(lines[index + 1 :]).strip()
-                break
-            key, sep, value = line.partition("=")
-            if sep:
-                found[key] = value
-        return found
-
     def _status(self, found: Mapping[str, str], target: str, directory: str) -> SessionStatus:
         state, port = found.get("state", ""), found.get("port", "")
         data = {"port": port, "server": found.get("server", "")} if port.isdigit() else {}
@@ -198,10 +186,10 @@ class VSCode:
         target = _runner(spec, runner)
         options = _options(spec)
         candidates = [options.command] if options.command else list(SEARCHED)
-        found = await self._run(
+        found = await run_report(
             target,
             _script(spec, _START, CANDIDATES=" ".join(candidates), DIRECTORY=options.directory),
-            "start",
+            "start VS Code",
         )
         if found.get("state") == "missing":
             wanted = (
@@ -225,11 +213,13 @@ class VSCode:
         self, spec: SessionSpec, data: Mapping[str, str], *, runner: CommandRunner | None
     ) -> SessionStatus:
         target = _runner(spec, runner)
-        found = await self._run(target, _script(spec, _STATUS), "check")
+        found = await run_report(target, _script(spec, _STATUS), "check VS Code")
         return self._status(found, target.target, found.get("workdir", ""))
 
     async def stop(
         self, spec: SessionSpec, data: Mapping[str, str], *, runner: CommandRunner | None
     ) -> None:
         target = _runner(spec, runner)
-        await self._run(target, _script(spec, _STOP, GRACE=str(STOP_GRACE_SECONDS)), "stop")
+        await run_report(
+            target, _script(spec, _STOP, GRACE=str(STOP_GRACE_SECONDS)), "stop VS Code"
+        )

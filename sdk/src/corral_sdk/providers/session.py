@@ -23,7 +23,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 
-from corral_sdk.errors import Invalid
+from corral_sdk.errors import Invalid, ProviderError
 from corral_sdk.features import SessionFeature
 from corral_sdk.providers._common import ProgressLog, redacted_repr
 from corral_sdk.transport import CommandRunner
@@ -37,6 +37,7 @@ __all__ = [
     "SessionTarget",
     "SessionType",
     "TargetKind",
+    "run_report",
 ]
 
 
@@ -188,3 +189,26 @@ SESSION_FEATURE_METHODS: Mapping[SessionFeature, tuple[str, ...]] = MappingProxy
     }
 )
 """Session features need no extra methods: they describe the endpoint and where it may run."""
+
+
+async def run_report(runner: CommandRunner, script: str, what: str) -> dict[str, str]:
+    """Run a POSIX ``sh`` script on the session's target (on standard input, so the login shell
+    may be any shell) that prints ``key=value`` lines, then optionally ``log:`` followed by the
+    end of a log (returned under ``"log"``). A script that fails raises ``ProviderError``
+    ("could not <what> on <target>: <its stderr>"): the helper session types share."""
+    result = await runner.run("sh -s", input=script)
+    if result.exit_status != 0:
+        raise ProviderError(
+            f"could not {what} on {runner.target}: "
+            f"{result.stderr.strip() or f'exit status {result.exit_status}'}"
+        )
+    found: dict[str, str] = {}
+    lines = result.stdout.splitlines()
+    for index, line in enumerate(lines):
+        if line == "log:":
+            found["log"] = "\n".join(lines[index + 1 :]).strip()
+            break
+        key, sep, value = line.partition("=")
+        if sep:
+            found[key] = value
+    return found

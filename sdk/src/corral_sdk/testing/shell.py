@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from corral_sdk.errors import ProviderError, Timeout
 from corral_sdk.transport import CommandResult
 
 __all__ = ["ShellRunner", "shell_runner"]
@@ -16,13 +17,14 @@ __all__ = ["ShellRunner", "shell_runner"]
 
 class ShellRunner:
     """Runs commands with ``shell -c`` in ``home`` (which is also ``$HOME``), with the programs
-    of ``bin_dir`` first on the ``PATH``. Only ``run``; ``results`` keeps every command run and
-    what it ended with."""
+    of ``bin_dir`` first on the ``PATH``, then ``path`` (by default this process's ``PATH``).
+    Only ``run``; ``results`` keeps every command run and what it ended with."""
 
-    def __init__(self, shell: str, home: Path, bin_dir: Path) -> None:
+    def __init__(self, shell: str, home: Path, bin_dir: Path, *, path: str | None = None) -> None:
         self.shell = shell
         self.home = home
         self.bin_dir = bin_dir
+        self.path = path
         self.target = f"{shell} in {home.name}"
         self.results: list[CommandResult] = []
 
@@ -40,14 +42,31 @@ class ShellRunner:
             "-c",
             command,
             cwd=self.home,
-            env={"PATH": f"{self.bin_dir}:{os.environ['PATH']}", "HOME": str(self.home)},
+            env={
+                "PATH": ":".join(
+                    p
+                    for p in (
+                        str(self.bin_dir),
+                        os.environ["PATH"] if self.path is None else self.path,
+                    )
+                    if p
+                ),
+                "HOME": str(self.home),
+                "LANG": "C.UTF-8",
+                **(env or {}),
+            },
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
-        stdout, stderr = await asyncio.wait_for(
-            process.communicate(input.encode() if input is not None else None), 30
-        )
+        try:
+            stdout, stderr = await asyncio.wait_for(
+                process.communicate(input.encode() if input is not None else None), timeout or 60
+            )
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise Timeout(f"{command!r} did not finish within {timeout or 60} s") from None
         assert process.returncode is not None
         result = CommandResult(
             command=command,
@@ -56,6 +75,8 @@ class ShellRunner:
             stderr=stderr.decode(),
         )
         self.results.append(result)
+        if check and not result.ok:
+            raise ProviderError(f"{command!r} failed: {result.stderr}")
         return result
 
 
