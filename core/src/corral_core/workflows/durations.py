@@ -45,6 +45,8 @@ def parse_duration(value: str | int | float) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    if seconds >= 1 and float(seconds).is_integer():
-        return f"{int(seconds)}s"
-    return f"{seconds:g}s"
+    """``1s``, ``0.5s``, ``90s``: to the millisecond (a limit's remainder, 0.999793 s, is 1s)."""
+    value = round(float(seconds), 3)
+    if value.is_integer():
+        return f"{int(value)}s"
+    return f"{value:g}s"
