@@ -63,11 +63,10 @@ class Answer:
                     yield chunk
             elif self._length is not None:
                 left = self._length
-                while left > 0:
-                    try:  # whole reads: one large send each, rather than many small ones
-                        data = await reader.readexactly(min(left, READ_SIZE))
-                    except asyncio.IncompleteReadError:
-                        raise UpstreamError("the service closed the connection mid-body") from None
+                while left > 0:  # what has arrived, at once: a slow answer is not held back
+                    data = await reader.read(min(left, READ_SIZE))
+                    if not data:
+                        raise UpstreamError("the service closed the connection mid-body")
                     left -= len(data)
                     yield data
             else:
