@@ -6,6 +6,11 @@ Everything lives in ``~/.corral/sessions/<session id>/`` on the target (mode 070
 log. The server listens on 127.0.0.1 only and demands the token, so other users of a shared
 login host cannot use it; ``base_url`` is the session's base path, so its pages and WebSockets
 work through the proxy unchanged.
+
+Through the proxy, requests reach the server with the platform's public ``Host`` (and the
+browser's ``Origin``): the server takes any (``allow_remote_access``, ``allow_origin='*'``),
+since the token, not the host name, is what keeps others out. Token-authenticated requests skip
+Jupyter's XSRF check, so the browser's cookies need no rewriting.
 """
 
 from __future__ import annotations
@@ -41,18 +46,18 @@ probe() {  # the server's status API answers with the token
     python3 - "$url" "$(cat "$d/token")" <<'PY'
 import sys, urllib.request
 request = urllib.request.Request(sys.argv[1], headers={"Authorization": "token " + sys.argv[2]})
-urllib.request.urlopen(request, timeout=3)
+urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=3)
 PY
   fi
 }
 report() {
+  echo "port=$(cat "$d/port" 2>/dev/null)"; echo "pid=$(cat "$d/pid" 2>/dev/null)"
   if ! alive; then
-    echo "state=failed"; echo "port=$(cat "$d/port" 2>/dev/null)"
-    echo "log:"; tail -n 15 "$d/log" 2>/dev/null
+    echo "state=failed"; echo "log:"; tail -n 15 "$d/log" 2>/dev/null
   elif probe >/dev/null 2>&1; then
-    echo "state=running"; echo "port=$(cat "$d/port")"; echo "token=$(cat "$d/token")"
+    echo "state=running"; echo "token=$(cat "$d/token")"
   else
-    echo "state=starting"; echo "port=$(cat "$d/port")"
+    echo "state=starting"
   fi
 }
 """
@@ -82,10 +87,13 @@ JUPYTER_TOKEN=$(cat "$d/token")
 export JUPYTER_TOKEN
 root=
 [ "$(id -u)" = 0 ] && root=--allow-root  # a workspace of a Corral running as root
-setsid nohup "$jupyter" $APP $root --no-browser --ServerApp.ip=127.0.0.1 \
+session=
+command -v setsid >/dev/null 2>&1 && session=setsid  # its own process group, to stop it whole
+# the token goes in the environment, not the command line other users of the host can read
+$session nohup "$jupyter" $APP $root --no-browser --ServerApp.ip=127.0.0.1 \
   --ServerApp.port="$port" --ServerApp.port_retries=0 --ServerApp.base_url="$BASE" \
-  --ServerApp.allow_origin='*' --ServerApp.root_dir="$workdir" \
-  </dev/null >"$d/log" 2>&1 &
+  --ServerApp.allow_origin='*' --ServerApp.allow_remote_access=True \
+  --ServerApp.root_dir="$workdir" </dev/null >"$d/log" 2>&1 &
 echo $! > "$d/pid"
 i=0
 while [ $i -lt 40 ]; do
@@ -140,8 +148,8 @@ class Jupyter:
 
     def _status(self, spec: SessionSpec, found: Mapping[str, str], target: str) -> SessionStatus:
         state = found.get("state", "")
-        port = found.get("port", "")
-        data = {"port": port} if port.isdigit() else {}
+        data = {key: found[key] for key in ("port", "pid") if found.get(key, "").isdigit()}
+        port = data.get("port", "")
         if state == "running" and port.isdigit() and found.get("token"):
             interface = _options(spec).interface
             return SessionStatus(
@@ -194,6 +202,14 @@ class Jupyter:
             )
         if found.get("state") == "nodir":
             raise Invalid(f"cannot make the directory {options.directory!r}", field="directory")
+        app = "jupyter-lab" if options.interface == "lab" else "jupyter-notebook"
+        if found.get("state") == "failed" and f"`{app}` not found" in found.get("log", ""):
+            package = "jupyterlab" if options.interface == "lab" else "notebook (7 or later)"
+            raise ProviderError(
+                f"{options.command!r} on {target.target} has no {app}: install {package} in "
+                "the same environment, or give the `command` option a jupyter that has it",
+                reason="jupyter-not-installed",
+            )
         await log.log(f"Jupyter {found.get('state', '?')} on port {found.get('port', '?')}")
         return self._status(spec, found, target.target)
 
