@@ -14,10 +14,11 @@ RECORD = SessionTypeRecord(
     config=VSCodeOptions,
     features=frozenset({SessionFeature.HTTP, SessionFeature.WEBSOCKET, SessionFeature.WORKSPACE}),
     docs=(
-        "VS Code in the browser: code-server, or openvscode-server, started as the user on a "
-        "cluster's login host or in the workspace when the target has one (the session fails "
-        "saying so when it has neither). It listens on 127.0.0.1 with a connection token kept "
-        "on the target, which Corral's proxy adds."
+        "VS Code in the browser: code-server, else openvscode-server, started as the user on a "
+        "cluster's login host or in the workspace when the target has one (it fails at once "
+        "saying what to install when it has neither). The server listens on 127.0.0.1 and "
+        "demands a token made on the target: code-server's the proxy sends as a cookie, "
+        "openvscode-server's the browser gets when it opens the session."
     ),
 )
 """The session type this plugin registers."""
