@@ -1,0 +1,44 @@
+"""The hooks of the AWS plugin: one cloud record, registered without importing boto3 or the
+provider (both are loaded on first use)."""
+
+from __future__ import annotations
+
+from corral_aws.settings import AwsCredentials
+from corral_sdk.plugin import CloudFeature, CloudRecord, hookimpl
+
+__all__ = ["RECORD", "corral_register_clouds"]
+
+RECORD = CloudRecord(
+    name="aws",
+    factory="corral_aws.provider:AwsCloud",
+    credentials=AwsCredentials,
+    features=frozenset(
+        {
+            CloudFeature.NETWORKS,
+            CloudFeature.SPOT,
+            CloudFeature.PLACEMENT_GROUPS,
+            CloudFeature.CAPACITY_RESERVATIONS,
+            CloudFeature.MULTI_ZONE,
+            CloudFeature.STATIC_IPS,
+            CloudFeature.OS_SNAPSHOTS,
+            CloudFeature.GPUS,
+            CloudFeature.INSTANCE_PRICES,
+        }
+    ),
+    docs=(
+        "Amazon Web Services: elastic Slurm clusters on EC2 in a VPC network (four networking "
+        "modes), placement groups, capacity reservations, spot capacity with zone fallback, "
+        "OS snapshots (AMIs) and Elastic IPs. Credentials: the 12-digit account ID, an access key "
+        "ID and its secret; all work uses short-lived STS federation tokens. Account settings: "
+        "endpoint_url (one endpoint for every AWS API: a regional, FIPS or GovCloud endpoint, or "
+        "an emulator), endpoints (per service), region (where STS and IAM are called, default "
+        "us-east-1), regions (an allow-list), max_attempts (retries with back-off for throttled "
+        "calls, default 8)."
+    ),
+)
+"""The cloud this plugin registers."""
+
+
+@hookimpl
+def corral_register_clouds() -> list[CloudRecord]:
+    return [RECORD]

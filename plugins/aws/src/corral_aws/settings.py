@@ -1,0 +1,83 @@
+"""What an AWS cloud account holds: its credentials (encrypted at rest by the kernel) and its
+settings (not secret). Both are decoded and checked here, before any network call."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+from corral_sdk.errors import Invalid
+from corral_sdk.providers._common import redacted_repr
+
+__all__ = ["AwsCredentials", "AwsSettings", "parse_settings"]
+
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
+_ACCESS_KEY_ID = re.compile(r"^[A-Z0-9]{16,128}$")
+
+
+class AwsCredentials(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The AWS credential fields of a cloud account (spec: Account ID, AWS Access Key ID, AWS
+    Secret Access Key)."""
+
+    account_id: str
+    """The 12-digit AWS account ID."""
+    access_key_id: str
+    """The IAM user's access key ID: the account's principal."""
+    secret_access_key: str
+
+    def __post_init__(self) -> None:
+        if not _ACCOUNT_ID.match(self.account_id):
+            raise Invalid(
+                f"the AWS account ID must be 12 digits, not {self.account_id!r}",
+                field="credentials.account_id",
+            )
+        if not _ACCESS_KEY_ID.match(self.access_key_id):
+            raise Invalid(
+                "the AWS access key ID must be 16 to 128 uppercase letters and digits",
+                field="credentials.access_key_id",
+            )
+        if not self.secret_access_key.strip():
+            raise Invalid(
+                "the AWS secret access key is empty", field="credentials.secret_access_key"
+            )
+
+    def __repr__(self) -> str:
+        return redacted_repr(self, frozenset({"secret_access_key"}))
+
+
+class AwsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A cloud account's non-secret AWS settings (``CloudAccount.settings``)."""
+
+    endpoint_url: str = ""
+    """One endpoint for every AWS API (an emulator, a VPC endpoint); empty for AWS's own."""
+    endpoints: dict[str, str] = msgspec.field(default_factory=dict)
+    """Per-service endpoints (``{"ec2": "https://ec2.us-gov-west-1.amazonaws.com"}``)."""
+    region: str = ""
+    """Where STS and IAM are called; default ``us-east-1`` (``us-gov-west-1`` with GovCloud)."""
+    regions: list[str] = msgspec.field(default_factory=list)
+    """Regions the account may use; empty for every region the account has enabled."""
+    max_attempts: int = 8
+    """Attempts per API call when AWS throttles or fails transiently (exponential back-off)."""
+    verify_tls: bool = True
+
+    def __post_init__(self) -> None:
+        for field, url in [("endpoint_url", self.endpoint_url), *self.endpoints.items()]:
+            if url and not url.startswith(("http://", "https://")):
+                raise Invalid(f"{url!r} is not an http(s) URL", field=f"settings.{field}")
+        if not 1 <= self.max_attempts <= 20:
+            raise Invalid("max_attempts must be between 1 and 20", field="settings.max_attempts")
+
+    def endpoint(self, service: str) -> str | None:
+        return self.endpoints.get(service) or self.endpoint_url or None
+
+    def home_region(self, govcloud: bool) -> str:
+        return self.region or ("us-gov-west-1" if govcloud else "us-east-1")
+
+
+def parse_settings(raw: dict[str, Any]) -> AwsSettings:
+    try:
+        return msgspec.convert(raw, AwsSettings)
+    except msgspec.ValidationError as exc:
+        raise Invalid(f"AWS account settings: {exc}", field="settings") from None
