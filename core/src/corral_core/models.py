@@ -2,6 +2,7 @@
 
 from corral_core.audit.models import AuditRecord
 from corral_core.clusters.models import (
+    CloudAccountGrant,
     CloudAccountRecord,
     ClusterJob,
     ClusterNode,
@@ -35,6 +36,7 @@ from corral_core.workflows.variables import OrgVariable
 
 __all__ = [
     "AuditRecord",
+    "CloudAccountGrant",
     "CloudAccountRecord",
     "ClusterJob",
     "ClusterNode",

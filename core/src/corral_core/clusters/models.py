@@ -10,7 +10,14 @@ from sqlmodel import Field, SQLModel
 
 from corral_core.db import utcnow
 
-__all__ = ["CloudAccountRecord", "ClusterJob", "ClusterNode", "ClusterSession", "ProvisionStep"]
+__all__ = [
+    "CloudAccountGrant",
+    "CloudAccountRecord",
+    "ClusterJob",
+    "ClusterNode",
+    "ClusterSession",
+    "ProvisionStep",
+]
 
 
 class ClusterJob(SQLModel, table=True):
@@ -69,6 +76,25 @@ class CloudAccountRecord(SQLModel, table=True):
     message: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_by: str = Field(default="", max_length=255)
     credentials_updated_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class CloudAccountGrant(SQLModel, table=True):
+    """A cloud account's ``network`` permission held by a group, or by the whole organization
+    (``group_id`` is ``None``): its members create and manage networks on the account and start
+    clusters on them. New accounts have none (only org admins use them)."""
+
+    __tablename__ = "cloud_account_grant"
+    __table_args__ = (
+        UniqueConstraint("account_id", "group_id", "permission", name="uq_cloud_account_grant"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="cloud_account.id", index=True, ondelete="CASCADE")
+    group_id: int | None = Field(
+        default=None, foreign_key="user_group.id", index=True, ondelete="CASCADE"
+    )
+    permission: str = Field(default="network", max_length=32)
     created_at: datetime = Field(default_factory=utcnow)
 
 
