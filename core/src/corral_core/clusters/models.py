@@ -11,11 +11,13 @@ from sqlmodel import Field, SQLModel
 from corral_core.db import utcnow
 
 __all__ = [
+    "CapacityReservationRecord",
     "CloudAccountGrant",
     "CloudAccountRecord",
     "ClusterJob",
     "ClusterNode",
     "ClusterSession",
+    "OrgInstancePolicy",
     "ProvisionStep",
 ]
 
@@ -73,9 +75,58 @@ class CloudAccountRecord(SQLModel, table=True):
     credentials: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     principal: str = Field(default="", max_length=255)
     permissions: str = Field(default="unchecked", max_length=32)
+    """The last validation: ``checking`` (queued or running), ``sufficient``, ``insufficient``
+    or ``error`` (the credentials did not authenticate, or the cloud could not be asked)."""
     message: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    missing_permissions: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    guide_url: str = Field(default="", max_length=1024)
+    validation: int = 0
+    """How many validations were asked for; a check records its result only if it is still the
+    latest one asked for (an update during a check starts another)."""
+    validated_at: datetime | None = None
     created_by: str = Field(default="", max_length=255)
     credentials_updated_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow)
+    deleting_at: datetime | None = None
+    """Set when a delete was accepted while the account still had networks: they are
+    deprovisioned first (with these credentials), then the account row goes."""
+
+
+class OrgInstancePolicy(SQLModel, table=True):
+    """An organization's allowed instance types (Cloud > Instance Types).
+
+    ``mode`` ``default`` allows every type; ``custom`` restricts each cloud provider named in
+    ``allowed`` (``{"aws": ["c6a.4xlarge"]}``) to its list, an empty list allowing none of that
+    provider's types. Providers not named are not restricted."""
+
+    __tablename__ = "org_instance_policy"
+
+    org_id: int = Field(foreign_key="org.id", primary_key=True, ondelete="CASCADE")
+    mode: str = Field(default="default", max_length=16)
+    allowed: dict[str, list[str]] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
+    updated_by: str = Field(default="", max_length=255)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class CapacityReservationRecord(SQLModel, table=True):
+    """A capacity reservation made in a cloud's console, mapped to exactly one group of the
+    organization: only its members' clusters may use it, and its costs go to that group."""
+
+    __tablename__ = "capacity_reservation"
+    __table_args__ = (
+        UniqueConstraint("org_id", "reservation_id", name="uq_capacity_reservation"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="org.id", index=True, ondelete="CASCADE")
+    reservation_id: str = Field(max_length=255)
+    group_id: int = Field(foreign_key="user_group.id", index=True, ondelete="CASCADE")
+    description: str = Field(default="", max_length=255)
+    created_by: str = Field(default="", max_length=255)
     created_at: datetime = Field(default_factory=utcnow)
 
 

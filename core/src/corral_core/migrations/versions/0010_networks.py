@@ -1,7 +1,8 @@
-"""networks: the network permission on cloud accounts (org-wide or per group)
+"""networks: the network permission on cloud accounts (org-wide or per group), account deletion
+that waits for the account's networks
 
 Networks themselves are resources (the resource table) and their provisioning steps are rows
-of cluster_step, so only the cloud account grants are new.
+of cluster_step.
 
 Revision ID: 0010
 Revises: 0009
@@ -22,6 +23,10 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('cloud_account', schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column('deleting_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True)
+        )
     op.create_table(
         'cloud_account_grant',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -50,3 +55,5 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_cloud_account_grant_group_id'))
         batch_op.drop_index(batch_op.f('ix_cloud_account_grant_account_id'))
     op.drop_table('cloud_account_grant')
+    with op.batch_alter_table('cloud_account', schema=None) as batch_op:
+        batch_op.drop_column('deleting_at')
