@@ -2,11 +2,13 @@
 
 from corral_core.audit.models import AuditRecord
 from corral_core.clusters.models import (
+    CapacityReservationRecord,
     CloudAccountGrant,
     CloudAccountRecord,
     ClusterJob,
     ClusterNode,
     ClusterSession,
+    OrgInstancePolicy,
     ProvisionStep,
 )
 from corral_core.events.models import EventCursor, EventRecord
@@ -36,6 +38,7 @@ from corral_core.workflows.variables import OrgVariable
 
 __all__ = [
     "AuditRecord",
+    "CapacityReservationRecord",
     "CloudAccountGrant",
     "CloudAccountRecord",
     "ClusterJob",
@@ -50,6 +53,7 @@ __all__ = [
     "HostKey",
     "Lease",
     "Org",
+    "OrgInstancePolicy",
     "OrgVariable",
     "ProvisionStep",
     "Resource",
