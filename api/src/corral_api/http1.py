@@ -10,14 +10,15 @@ socket to the other in large reads (the proxy's throughput is the point; see
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import cast
 
 __all__ = ["Answer", "ConnectionPool", "UpstreamError"]
 
-READ_SIZE = 1 << 20
+READ_SIZE = 256 * 1024
+"""The receive buffer of a connection to a service: the most one read hands on at once."""
 MAX_HEAD = 64 * 1024
 CONNECT_SECONDS = 10.0
 IDLE_PER_HOST = 32
@@ -27,18 +28,133 @@ class UpstreamError(Exception):
     """The service could not be reached, or answered something that is not HTTP/1.x."""
 
 
-@dataclass
-class _Connection:
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    reused: bool = False
+class _Connection(asyncio.BufferedProtocol):
+    """A connection to a service: the socket reads straight into one buffer (no copy in a
+    stream reader's buffer), from which each read takes what has arrived as one ``bytes`` (the
+    only copy in the proxy). Reading pauses while the buffer is full: a service is never read
+    faster than its answer is relayed."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray(READ_SIZE)
+        self._view = memoryview(self._buffer)
+        self._start = 0  # what is not yet taken: _buffer[_start:_end]
+        self._end = 0
+        self._transport: asyncio.Transport | None = None
+        self._eof = False
+        self._lost: Exception | None = None
+        self._paused = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._writable: asyncio.Future[None] | None = None
+        self.reused = False
+
+    # --- asyncio's side -------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._start == self._end:
+            self._start = self._end = 0
+        elif self._end == READ_SIZE:  # room only at the front: move what is left there
+            left = self._end - self._start
+            self._buffer[:left] = self._buffer[self._start : self._end]
+            self._start, self._end = 0, left
+        return self._view[self._end :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._end += nbytes
+        if self._end == READ_SIZE and self._transport is not None:
+            self._transport.pause_reading()
+            self._paused = True
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._eof = True
+        self._lost = exc or ConnectionResetError("the connection closed")
+        self._wake()
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        self._writable = None
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+        self._waiter = None
+
+    # --- the proxy's side -----------------------------------------------------------------------
 
     def usable(self) -> bool:
-        return not self.writer.is_closing() and not self.reader.at_eof()
+        """Open, and nothing unasked-for waiting in it (a kept-alive connection)."""
+        return (
+            self._transport is not None
+            and not self._transport.is_closing()
+            and not self._eof
+            and self._start == self._end
+        )
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.writer.close()
+        if self._transport is not None:
+            self._transport.close()
+
+    async def write(self, data: bytes) -> None:
+        if self._lost is not None or self._transport is None:
+            raise UpstreamError("the service closed the connection")
+        self._transport.write(data)
+        if self._writable is not None:
+            await self._writable
+            if self._lost is not None:
+                raise UpstreamError("the service closed the connection")
+
+    async def _more(self) -> bool:
+        """Wait for more bytes; ``False`` at the end of the stream."""
+        if self._eof:
+            return False
+        if self._paused and self._transport is not None:  # there is room: let it in
+            self._paused = False
+            self._transport.resume_reading()
+        self._waiter = asyncio.get_running_loop().create_future()
+        await self._waiter
+        return True
+
+    async def read(self, most: int) -> bytes:
+        """What has arrived (at most ``most`` bytes), waiting for something; ``b""`` at the end."""
+        while self._start == self._end:
+            if not await self._more():
+                return b""
+        taken = min(most, self._end - self._start)
+        data = bytes(self._view[self._start : self._start + taken])
+        self._start += taken
+        return data
+
+    async def readline(self) -> bytes:
+        """Up to and with the next ``\\n`` (a line of a head); ``b""`` at the end."""
+        while (found := self._buffer.find(b"\n", self._start, self._end)) < 0:
+            if self._end - self._start > MAX_HEAD:
+                raise UpstreamError("a line of the answer's head is too long")
+            if not await self._more():
+                return b""
+        return await self.read(found + 1 - self._start)
+
+    async def readexactly(self, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            more = await self.read(size - len(data))
+            if not more:
+                raise UpstreamError("the service closed the connection mid-answer")
+            data += more
+        return data
 
 
 @dataclass
@@ -56,22 +172,22 @@ class Answer:
     _done: bool = field(default=False)
 
     async def body(self) -> AsyncIterator[bytes]:
-        reader = self._connection.reader
+        connection = self._connection
         try:
             if self._chunked:
-                async for chunk in _chunks(reader):
+                async for chunk in _chunks(connection):
                     yield chunk
             elif self._length is not None:
                 left = self._length
                 while left > 0:  # what has arrived, at once: a slow answer is not held back
-                    data = await reader.read(min(left, READ_SIZE))
+                    data = await connection.read(left)
                     if not data:
                         raise UpstreamError("the service closed the connection mid-body")
                     left -= len(data)
                     yield data
             else:
                 self._keep_alive = False
-                while data := await reader.read(READ_SIZE):
+                while data := await connection.read(READ_SIZE):
                     yield data
             self._done = True
         finally:
@@ -85,24 +201,27 @@ class Answer:
             self._connection.close()
 
 
-async def _chunks(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
+async def _chunks(connection: _Connection) -> AsyncIterator[bytes]:
     while True:
-        line = await reader.readline()
+        line = await connection.readline()
         if not line:
             raise UpstreamError("the service closed the connection mid-chunk")
-        size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+        try:
+            size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+        except ValueError:
+            raise UpstreamError(f"not a chunk's size: {line[:40]!r}") from None
         if size == 0:
-            while (trailer := await reader.readline()) not in (b"\r\n", b"\n", b""):
+            while (trailer := await connection.readline()) not in (b"\r\n", b"\n", b""):
                 del trailer
             return
         left = size
         while left > 0:
-            data = await reader.read(min(left, READ_SIZE))
+            data = await connection.read(left)
             if not data:
                 raise UpstreamError("the service closed the connection mid-chunk")
             left -= len(data)
             yield data
-        await reader.readexactly(2)
+        await connection.readexactly(2)
 
 
 class ConnectionPool:
@@ -132,15 +251,15 @@ class ConnectionPool:
             connection.close()
         scheme, host, port = key
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(
-                    host, port, ssl=self._tls if scheme == "https" else None, limit=4 * READ_SIZE
+            _, connection = await asyncio.wait_for(
+                asyncio.get_running_loop().create_connection(
+                    _Connection, host, port, ssl=self._tls if scheme == "https" else None
                 ),
                 CONNECT_SECONDS,
             )
         except (OSError, TimeoutError) as exc:
             raise UpstreamError(f"cannot connect to {host}:{port}: {exc}") from None
-        return _Connection(reader, writer)
+        return connection
 
     def drop(self, host: str, port: int) -> None:
         """Close the idle connections to ``host:port`` (its tunnel is going)."""
@@ -173,7 +292,7 @@ class ConnectionPool:
             connection = await self._connect(key, fresh=attempt == 2)
             try:
                 return await self._exchange(key, connection, method, target, headers, body, length)
-            except (OSError, asyncio.IncompleteReadError, UpstreamError) as exc:
+            except (OSError, UpstreamError) as exc:
                 connection.close()
                 if attempt == 2 or not connection.reused or body is not None:
                     raise UpstreamError(f"the service at {host}:{port} failed: {exc}") from None
@@ -195,23 +314,19 @@ class ConnectionPool:
             lines.append(
                 f"content-length: {length}" if length is not None else "transfer-encoding: chunked"
             )
-        writer = connection.writer
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        await connection.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         if body is not None:
             async for chunk in body:
                 if not chunk:
                     continue
                 if length is None:
-                    writer.write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+                    await connection.write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
                 else:
-                    writer.write(chunk)
-                await writer.drain()
+                    await connection.write(chunk)
             if length is None:
-                writer.write(b"0\r\n\r\n")
-        await writer.drain()
-        reader = connection.reader
+                await connection.write(b"0\r\n\r\n")
         while True:
-            status_line = await reader.readline()
+            status_line = await connection.readline()
             if not status_line:
                 raise UpstreamError("the connection closed before an answer")
             parts = status_line.decode("latin-1").split(" ", 2)
@@ -220,7 +335,7 @@ class ConnectionPool:
             status = int(parts[1])
             answer_headers: list[tuple[str, str]] = []
             size = len(status_line)
-            while (line := await reader.readline()) not in (b"\r\n", b"\n"):
+            while (line := await connection.readline()) not in (b"\r\n", b"\n"):
                 if not line:
                     raise UpstreamError("the connection closed in the answer's head")
                 size += len(line)

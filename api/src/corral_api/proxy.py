@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 from urllib.parse import quote
@@ -80,6 +81,11 @@ WS_DROPPED = frozenset(
         "content-length",
     }
 )
+ACCESS_SECONDS = 2.0
+"""How long a process trusts that a caller may open a running session before asking the database
+again: a page's many requests (or a download's) do not each query it, and a grant withdrawn or a
+session stopped takes effect within this."""
+ACCESS_CACHE_SIZE = 10_000
 _COOKIE_PATH = re.compile(r"(;\s*path=)([^;]*)", re.IGNORECASE)
 
 
@@ -101,6 +107,8 @@ class _Proxy:
 
     def __init__(self) -> None:
         self.pool = ConnectionPool()
+        # (caller, owner, name) -> (the running session, monotonic time it was read)
+        self._allowed: dict[tuple[Principal, str, str], tuple[Resource, float]] = {}
 
     # --- who and what ---------------------------------------------------------------------------
 
@@ -123,10 +131,27 @@ class _Proxy:
             return None
 
     async def _session(self, runtime: Runtime, principal: Principal, ref: ResourceRef) -> Resource:
+        """The session if the caller may open it (``NotFound``, ``PermissionDenied`` if not). A
+        running one is remembered for :data:`ACCESS_SECONDS`; any other state is read again."""
+        key = (principal, ref.owner, ref.name)
+        remembered = self._allowed.get(key)
+        if remembered is not None:
+            if time.monotonic() - remembered[1] < ACCESS_SECONDS:
+                return remembered[0]
+            del self._allowed[key]
         resource = await runtime.access.require(principal, ref, "open")
         if resource.kind != SESSION_KIND:
             raise NotFound(f"no session {ref.uri}")
+        if resource.observed_state == "running":
+            if len(self._allowed) >= ACCESS_CACHE_SIZE:
+                self._allowed.clear()
+            self._allowed[key] = (resource, time.monotonic())
         return resource
+
+    def _forget(self, resource: Resource) -> None:
+        """Read the session again on its next request (its service failed)."""
+        for key in [k for k, (r, _) in self._allowed.items() if r.id == resource.id]:
+            del self._allowed[key]
 
     # --- HTTP -----------------------------------------------------------------------------------
 
@@ -177,6 +202,7 @@ class _Proxy:
                 await self._forward(scope, receive, send, backend, base, rest, headers)
                 return
             except UpstreamError as exc:
+                self._forget(resource)
                 self.pool.drop(backend.host, backend.port)
                 await runtime.sessions.close(resource.id or 0)
                 if attempt == 2:
