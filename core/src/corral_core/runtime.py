@@ -31,6 +31,9 @@ from corral_core.identity.names import ResourceRef
 from corral_core.identity.service import IdentityService
 from corral_core.leases import try_acquire_lease
 from corral_core.migrations import current_revision, head_revision
+from corral_core.networks.reconciler import NetworkReconciler
+from corral_core.networks.service import NetworkService
+from corral_core.networks.spec import NETWORK_KIND
 from corral_core.plugins import Kernel, load_kernel
 from corral_core.resources.access import ResourceAccess
 from corral_core.resources.models import Resource
@@ -119,6 +122,11 @@ class Runtime:
             settings.clusters,
             enqueue=self._enqueue,
             cloud=self.cloud_clusters,
+        )
+        self.networks = NetworkService(self.db, kernel, self.resources, self.cloud_accounts)
+        self.cloud_accounts.retire_network = self.networks.retire
+        self.reconciler.bind(
+            NETWORK_KIND, NetworkReconciler(self.db, kernel, self.resources, self.cloud_accounts)
         )
         self.jobs = JobService(self.clusters)
         self.reconciler.bind(CLUSTER_KIND, ClusterReconciler(self.clusters, self.jobs))

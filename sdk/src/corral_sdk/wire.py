@@ -11,6 +11,7 @@ __all__ = [
     "ApiKeyCreate",
     "AuditEntry",
     "AuditList",
+    "CloudAccountAccess",
     "CloudAccountCreate",
     "CloudAccountInfo",
     "CloudClusterDefinition",
@@ -42,6 +43,14 @@ __all__ = [
     "JobStateName",
     "JobSubmit",
     "LoginRequest",
+    "NetworkCreate",
+    "NetworkDetails",
+    "NetworkList",
+    "NetworkRegionDefinition",
+    "NetworkRegionResources",
+    "NetworkStatus",
+    "NetworkStep",
+    "NetworkUpdate",
     "NodeCallback",
     "NodeInfo",
     "OrgAdmin",
@@ -421,6 +430,9 @@ class CloudClusterDefinition(msgspec.Struct, frozen=True, kw_only=True, forbid_u
     """An elastic cluster built on a cloud account: a controller and elastic partitions."""
 
     cloud_account: str
+    network: str = ""
+    """A provisioned network of the same cloud account (``corral networks``) holding the
+    controller's region; required by providers with networks (not by the local cloud)."""
     controller: CloudController = msgspec.field(default_factory=CloudController)
     partitions: list[CloudPartition] = msgspec.field(default_factory=list)
     advanced: ClusterAdvanced = msgspec.field(default_factory=ClusterAdvanced)
@@ -594,6 +606,100 @@ class CloudAccountInfo(msgspec.Struct, frozen=True, kw_only=True):
     message: str
     credentials_updated_at: datetime
     created_at: datetime
+    deleting: bool = False
+    """A delete was accepted: the account's networks are being deprovisioned, then it goes."""
+
+
+class CloudAccountAccess(_Request, frozen=True, kw_only=True):
+    """Who holds the ``network`` permission on a cloud account: the whole organization
+    (every group, present and future) and/or some groups. Org admins always hold it."""
+
+    org_wide: bool = False
+    groups: list[str] = msgspec.field(default_factory=list)
+
+
+# --- networks -------------------------------------------------------------------------------------
+
+NetworkStatus = Literal["Pending", "Provisioning", "Provisioned", "Failed", "Deleting"]
+
+
+class NetworkRegionDefinition(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
+):
+    """One region of a network with its own CIDR block; ``options`` are the provider's."""
+
+    region: str
+    cidr: str
+    zone: str = ""
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class NetworkCreate(_Request, frozen=True, kw_only=True):
+    """A network in a cloud account of your organization; provisioning starts at once.
+    ``mode`` and ``options`` are the provider's (AWS: the networking mode,
+    ``transit_gateway_peering``, ``transit_gateway_id``, ``enable_nat_gateway``)."""
+
+    name: str
+    cloud_account: str
+    regions: list[NetworkRegionDefinition]
+    mode: str = ""
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+    description: str = ""
+
+
+class NetworkUpdate(_Request, frozen=True, kw_only=True):
+    """Change a network; fields left out keep their value. Saving re-provisions it."""
+
+    regions: list[NetworkRegionDefinition] | None = None
+    mode: str | None = None
+    options: dict[str, Any] | None = None
+    description: str | None = None
+
+
+class NetworkStep(msgspec.Struct, frozen=True, kw_only=True):
+    """One resource of a network at the cloud and how far its provisioning got."""
+
+    name: str
+    status: NetworkStatus
+    detail: str = ""
+    updated_at: datetime
+
+
+class NetworkRegionResources(msgspec.Struct, frozen=True, kw_only=True):
+    """The cloud resources of one provisioned region, as the provider reported them."""
+
+    region: str
+    cidr: str
+    network_id: str
+    subnet_ids: list[str] = msgspec.field(default_factory=list)
+    security_group_ids: list[str] = msgspec.field(default_factory=list)
+    details: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class NetworkDetails(msgspec.Struct, frozen=True, kw_only=True):
+    """A network: its definition, status, the status of each of its resources at the cloud
+    (``steps``) and their ids (``resources``, once provisioned)."""
+
+    name: str
+    cloud_account: str
+    provider: str
+    mode: str
+    regions: list[NetworkRegionDefinition]
+    options: dict[str, Any]
+    description: str
+    status: NetworkStatus
+    reason: str
+    """Why the network failed."""
+    steps: list[NetworkStep] = msgspec.field(default_factory=list)
+    log: list[str] = msgspec.field(default_factory=list)
+    """The provider's log lines of the last operation."""
+    resources: list[NetworkRegionResources] = msgspec.field(default_factory=list)
+    created_at: datetime
+    updated_at: datetime
+
+
+class NetworkList(Page, frozen=True, kw_only=True):
+    items: list[NetworkDetails]
 
 
 class ClusterList(Page, frozen=True, kw_only=True):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -17,13 +18,14 @@ from sqlmodel import col, select
 
 from corral_core.clusters.models import CloudAccountRecord
 from corral_core.clusters.spec import CLUSTER_KIND
-from corral_core.db import Database
+from corral_core.db import Database, utcnow
 from corral_core.identity.roles import Principal, Role
+from corral_core.networks.spec import NETWORK_KIND
 from corral_core.plugins import Kernel
 from corral_core.resources.models import Resource
 from corral_core.secrets import SecretBox
 from corral_sdk.config import describe_validation_error
-from corral_sdk.errors import Conflict, Invalid, NotFound, PermissionDenied
+from corral_sdk.errors import Conflict, CorralError, Invalid, NotFound, PermissionDenied
 from corral_sdk.providers.cloud import CloudAccount, CloudProvider
 from corral_sdk.wire import CloudAccountCreate, CloudAccountInfo
 
@@ -43,6 +45,7 @@ def account_info(row: CloudAccountRecord) -> CloudAccountInfo:
         message=row.message,
         credentials_updated_at=row.credentials_updated_at,
         created_at=row.created_at,
+        deleting=row.deleting_at is not None,
     )
 
 
@@ -52,6 +55,8 @@ class CloudAccounts:
         self.kernel = kernel
         self.secrets = secrets
         self._providers: dict[str, CloudProvider] = {}
+        self.retire_network: Callable[[int], Awaitable[None]] | None = None
+        """Starts the deletion of a network (by resource id) when its account is deleted."""
 
     def provider(self, name: str) -> CloudProvider:
         if name not in self._providers:
@@ -156,6 +161,8 @@ class CloudAccounts:
         return row
 
     async def delete(self, principal: Principal, name: str) -> None:
+        """Delete an account, refused while clusters built with it are not off. Its networks
+        are deprovisioned first (they go ``Deleting``); the account goes with the last one."""
         row = await self.get(principal.org, name)  # another organization's: 404, never 403
         self._require_admin(principal)
         async with self.db.session() as session:
@@ -176,7 +183,43 @@ class CloudAccounts:
                     f"{', '.join(using)} are not off (destroy them first)",
                     reason="account-in-use",
                 )
+            networks = [
+                r.id
+                for r in await session.exec(
+                    select(Resource)
+                    .where(col(Resource.kind) == NETWORK_KIND)
+                    .where(col(Resource.org) == principal.org)
+                )
+                if r.spec.get("cloud_account") == name and r.id is not None
+            ]
             found = await session.get(CloudAccountRecord, row.id)
-            if found is not None:
+            if found is not None and not networks:
                 await session.delete(found)
+            elif found is not None:
+                found.deleting_at = found.deleting_at or utcnow()
+                session.add(found)
+            await session.commit()
+        if networks and self.retire_network is None:
+            raise CorralError("cloud accounts cannot delete their networks in this process")
+        for network_id in networks:
+            assert self.retire_network is not None
+            await self.retire_network(network_id)
+
+    async def forget_if_retired(self, account_id: int) -> None:
+        """Delete an account whose delete waited for its networks, once none is left."""
+        async with self.db.session() as session:
+            row = await session.get(CloudAccountRecord, account_id)
+            if row is None or row.deleting_at is None:
+                return
+            remaining = [
+                r
+                for r in await session.exec(
+                    select(Resource)
+                    .where(col(Resource.kind) == NETWORK_KIND)
+                    .where(col(Resource.org) == row.org)
+                )
+                if r.spec.get("cloud_account") == row.name
+            ]
+            if not remaining:
+                await session.delete(row)
                 await session.commit()

@@ -138,6 +138,13 @@ def corral_register_resource_kinds() -> list[ResourceKindRecord]:
         CLUSTER_STATES,
         ClusterSpec,
     )
+    from corral_core.networks.spec import (
+        NETWORK_KIND,
+        NETWORK_NAME_PATTERN,
+        NETWORK_NAME_RULE,
+        NETWORK_STATES,
+        NetworkDefinition,
+    )
     from corral_core.sessions.spec import (
         SESSION_KIND,
         SESSION_NAME_PATTERN,
@@ -165,6 +172,23 @@ def corral_register_resource_kinds() -> list[ResourceKindRecord]:
             docs="A cluster users reach over SSH at its login node, with a Slurm or PBS "
             "scheduler: one they already run (existing), or, with a cloud plugin, one Corral "
             "provisions.",
+        ),
+        ResourceKindRecord(
+            name=NETWORK_KIND,
+            # The runtime binds the reconciler to its services (ResourceReconciler.bind).
+            factory="corral_core.networks.reconciler:NetworkReconciler",
+            config=NetworkDefinition,
+            states=NETWORK_STATES,
+            initial_state="pending",
+            # deleting is not settled: the reconciler removes the network once it is gone
+            terminal_states=frozenset({"provisioned", "failed"}),
+            share_levels=("view",),
+            name_pattern=NETWORK_NAME_PATTERN,
+            name_max_length=63,
+            name_rule=NETWORK_NAME_RULE,
+            docs="A cloud account's networking stack (VPCs, subnets, gateways, firewall rules, "
+            "DNS) in one or more regions, each with its own CIDR block, provisioned by the "
+            "account's cloud plugin; its organization's cloud clusters run on it.",
         ),
         ResourceKindRecord(
             name=SESSION_KIND,

@@ -234,7 +234,10 @@ class ResourceReconciler:
                 },
             }
         if not await self._release(resource.id, token, event=event, **values):
-            log.warning("resource %s: lease lost during reconcile; result dropped", resource.id)
+            async with self.db.session() as session:
+                gone = await session.get(Resource, resource.id) is None
+            if not gone:  # a reconciler may delete its resource (a deprovisioned network)
+                log.warning("resource %s: lease lost during reconcile; result dropped", resource.id)
             return False
         async with self.db.session() as session:
             current = await session.get(Resource, resource.id)
