@@ -32,6 +32,8 @@ __all__ = ["AwsClients", "aws_errors", "call"]
 FEDERATION_SECONDS = 3600
 """How long an STS federation token lives; a new one is asked for 5 minutes before it ends."""
 _RENEW_BEFORE = 300
+POOL_CONNECTIONS = 32
+"""Connections per client: batched tagging runs this many calls at once."""
 _FEDERATION_POLICY = (
     '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}'
 )
@@ -99,19 +101,22 @@ class AwsClients:
         return account.credentials
 
     @staticmethod
-    def config(settings: AwsSettings) -> Any:
+    def config(settings: AwsSettings, max_attempts: int | None = None) -> Any:
         from botocore.config import Config
 
         return Config(
-            retries={"mode": "standard", "max_attempts": settings.max_attempts},
+            retries={"mode": "standard", "max_attempts": max_attempts or settings.max_attempts},
+            max_pool_connections=POOL_CONNECTIONS,
             connect_timeout=10,
             read_timeout=60,
             user_agent_extra="corral-aws",
         )
 
-    def long_term_client(self, account: CloudAccount, service: str) -> Any:
+    def long_term_client(
+        self, account: CloudAccount, service: str, *, max_attempts: int | None = None
+    ) -> Any:
         """A client on the account's own access key: only for STS and IAM calls about the key
-        itself (validation, federation, rotation)."""
+        itself (validation, federation, rotation) and the permission check's dry runs."""
         import boto3
 
         settings = self.settings(account)
@@ -123,7 +128,7 @@ class AwsClients:
             aws_secret_access_key=creds.secret_access_key,
             endpoint_url=settings.endpoint(service),
             verify=settings.verify_tls,
-            config=self.config(settings),
+            config=self.config(settings, max_attempts),
         )
 
     def _key(self, account: CloudAccount) -> str:
@@ -213,7 +218,14 @@ def map_error(exc: BaseException, doing: str) -> CorralError:
             return TransportError(text, retryable=True)
         if code.endswith((".NotFound", "NotFound", ".Malformed")) and "NotFound" in code:
             return NotFound(text)
-        if code in {"DependencyViolation", "IncorrectState", "IncorrectInstanceState"}:
+        if code in {
+            "DependencyViolation",
+            "IncorrectState",
+            "IncorrectInstanceState",
+            "IdempotentParameterMismatch",
+            "InvalidPlacementGroup.InUse",
+            "InvalidIPAddress.InUse",
+        }:
             return Conflict(text)
         if code.startswith(("InvalidParameter", "MissingParameter", "ValidationError")):
             return Invalid(text)

@@ -16,6 +16,9 @@ __all__ = ["AwsCredentials", "AwsSettings", "parse_settings"]
 _ACCOUNT_ID = re.compile(r"^\d{12}$")
 _ACCESS_KEY_ID = re.compile(r"^[A-Z0-9]{16,128}$")
 
+DEFAULT_IMAGES = ("al2023-ami-2023.*-x86_64", "al2023-ami-2023.*-arm64")
+"""Amazon Linux 2023 (not the minimal variant), both architectures."""
+
 
 class AwsCredentials(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The AWS credential fields of a cloud account (spec: Account ID, AWS Access Key ID, AWS
@@ -61,11 +64,20 @@ class AwsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     max_attempts: int = 8
     """Attempts per API call when AWS throttles or fails transiently (exponential back-off)."""
     verify_tls: bool = True
+    catalogue: str = ""
+    """A catalogue file written by ``python -m corral_aws.catalogue``; empty for the shipped one."""
+    images: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_IMAGES))
+    """Name patterns (``DescribeImages`` ``name`` filter) of the base images offered; the newest
+    match of each architecture is marked ``latest``."""
+    image_owners: list[str] = msgspec.field(default_factory=lambda: ["amazon"])
+    """Owners of the base images (an alias such as ``amazon`` or account IDs)."""
 
     def __post_init__(self) -> None:
         for field, url in [("endpoint_url", self.endpoint_url), *self.endpoints.items()]:
             if url and not url.startswith(("http://", "https://")):
                 raise Invalid(f"{url!r} is not an http(s) URL", field=f"settings.{field}")
+        if not self.images:
+            raise Invalid("give at least one image name pattern", field="settings.images")
         if not 1 <= self.max_attempts <= 20:
             raise Invalid("max_attempts must be between 1 and 20", field="settings.max_attempts")
 
