@@ -20,7 +20,7 @@ pytestmark = pytest.mark.anyio
 
 # Path parameter values naming acme's objects, by path prefix (first match wins).
 SAMPLES: list[tuple[str, dict[str, str]]] = [
-    ("/api/orgs/", {"name": "acme", "key": "orgVariable"}),
+    ("/api/orgs/", {"name": "acme", "key": "orgVariable", "reservation_id": "cr-0abc"}),
     ("/api/users/", {"username": "bob"}),
     ("/api/groups/", {"name": "team", "username": "bob"}),
     ("/api/resources/", {"owner": "alice", "name": "desk", "group": "team"}),
@@ -161,6 +161,12 @@ async def acme(api: Api) -> dict[str, str]:
         "/api/orgs/acme/variables/orgVariable", json={"value": "hi"}, headers=alice
     )
     assert variable.status_code == 200, variable.text
+    reservation = await api.client.post(
+        "/api/orgs/acme/capacity-reservations",
+        json={"reservation_id": "cr-0abc", "group": "team"},
+        headers=alice,
+    )
+    assert reservation.status_code == 201, reservation.text
     public = (
         Ed25519PrivateKey.generate()
         .public_key()

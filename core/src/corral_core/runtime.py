@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from corral_core.audit.service import AuditLog
 from corral_core.clusters.accounts import CloudAccounts
 from corral_core.clusters.cloud import CloudClusters
+from corral_core.clusters.cloud_settings import CloudSettings
 from corral_core.clusters.jobs import JobService
 from corral_core.clusters.reconciler import ClusterReconciler
 from corral_core.clusters.service import ClusterService
@@ -63,6 +64,7 @@ PROCESSES = ("all", "api", "worker")
 RECONCILE_ACTOR = "corral.reconcile_resource"
 DELIVER_EVENTS_ACTOR = "corral.deliver_events"
 CLUSTER_NODES_ACTOR = "corral.cluster_nodes"
+CLOUD_ACCOUNT_CHECK_ACTOR = "corral.validate_cloud_account"
 WORKFLOW_RUNS_ACTOR = "corral.workflow_runs"
 SWEEP_LEASE = "sweep"
 
@@ -100,7 +102,14 @@ class Runtime:
         self.identity = IdentityService(self.db, on_change=self.authn.identity_changed)
         self.host_keys = HostKeyStore(self.db)
         self.ssh = SSHPool(settings.ssh, self.host_keys)
-        self.cloud_accounts = CloudAccounts(self.db, kernel, self.secrets)
+        self.cloud_settings = CloudSettings(self.db, kernel, self.identity)
+        self.cloud_accounts = CloudAccounts(
+            self.db,
+            kernel,
+            self.secrets,
+            self.cloud_settings,
+            enqueue_validation=self._enqueue_account_check,
+        )
         self.cloud_clusters = CloudClusters(
             self.db,
             kernel,
@@ -165,6 +174,7 @@ class Runtime:
         self._sweeper: threading.Thread | None = None
 
     @classmethod
+        self.tasks.actor(CLOUD_ACCOUNT_CHECK_ACTOR, self.cloud_accounts.validate)
     def build(cls, settings: Settings, process: str) -> Runtime:
         """Load plugins (strictly when the settings say so), configure them, wire the services."""
         kernel = load_kernel(strict=settings.strict_plugins, deny=settings.deny_plugins)
@@ -223,6 +233,9 @@ class Runtime:
             resource = await session.get(Resource, resource_id)
         if resource is None or resource.observed_state not in ("active", "failed"):
             return
+    async def _enqueue_account_check(self, account_id: int) -> None:
+        await self.tasks.send(CLOUD_ACCOUNT_CHECK_ACTOR, account_id)
+
         try:
             await self.cloud_clusters.work_nodes(resource)
         except CorralError as exc:
@@ -257,6 +270,8 @@ class Runtime:
         await self._events_appended()
         return len(due)
 
+        for account_id in await self.cloud_accounts.due_validations():
+            await self._enqueue_account_check(account_id)
     async def _sweep_forever(self) -> None:
         try:
             while not self._stop.is_set():

@@ -11,12 +11,16 @@ __all__ = [
     "ApiKeyCreate",
     "AuditEntry",
     "AuditList",
+    "CapacityReservationCreate",
+    "CapacityReservationInfo",
     "CloudAccountAccess",
     "CloudAccountCreate",
     "CloudAccountInfo",
+    "CloudAccountUpdate",
     "CloudClusterDefinition",
     "CloudController",
     "CloudPartition",
+    "CloudPermissions",
     "ClusterAdvanced",
     "ClusterCreate",
     "ClusterDuplicate",
@@ -37,6 +41,10 @@ __all__ = [
     "HostKeyAccept",
     "HostKeyInfo",
     "HourlyCost",
+    "InstanceTypeInfo",
+    "InstanceTypeList",
+    "InstanceTypePolicy",
+    "InstanceTypePolicyUpdate",
     "IssuedCredential",
     "JobInfo",
     "JobList",
@@ -405,6 +413,9 @@ class CloudPartition(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     multi_zone: bool = False
     use_placement_group: bool = False
     preemptible: bool = False
+    capacity_reservation: bool = False
+    """Launch the partition's nodes into ``capacity_reservation_id``: a reservation your
+    organization mapped to a group you belong to (its costs go to that group)."""
     capacity_reservation_id: str = ""
     placement_group: str = ""
 
@@ -596,18 +607,107 @@ class CloudAccountCreate(_Request, frozen=True, kw_only=True):
     """Secret: encrypted at rest, never returned."""
 
 
+class CloudAccountUpdate(_Request, frozen=True, kw_only=True):
+    """New credentials and/or settings of a cloud account; fields left out keep their value
+    (credential fields merge over the stored ones). Any change of credentials, settings or
+    ``govcloud`` starts a new validation. ``name`` and ``provider`` cannot change: giving
+    either is refused (422)."""
+
+    credentials: dict[str, Any] | None = None
+    """Secret: encrypted at rest, never returned."""
+    settings: dict[str, Any] | None = None
+    govcloud: bool | None = None
+    name: str | None = None
+    """Refused: a cloud account's name is immutable."""
+    provider: str | None = None
+    """Refused: a cloud account's provider is immutable."""
+
+
+CloudPermissions = Literal["unchecked", "checking", "sufficient", "insufficient", "error"]
+
+
 class CloudAccountInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A cloud account; its credentials are never returned.
+
+    ``permissions`` is the last validation's outcome: ``checking`` while one runs (after
+    create, update or ``POST .../validate``), then ``sufficient``, ``insufficient`` (with the
+    ``missing_permissions`` and the provider's ``guide_url``) or ``error`` (``message`` says
+    why: credentials the cloud rejects, an unreachable API)."""
+
     name: str
     provider: str
     govcloud: bool
     settings: dict[str, Any]
     principal: str
-    permissions: Literal["sufficient", "insufficient", "unchecked"]
+    permissions: CloudPermissions
     message: str
     credentials_updated_at: datetime
     created_at: datetime
+    missing_permissions: list[str] = msgspec.field(default_factory=list)
+    guide_url: str = ""
+    validated_at: datetime | None = None
+    """When the last validation finished."""
     deleting: bool = False
     """A delete was accepted: the account's networks are being deprovisioned, then it goes."""
+
+
+class InstanceTypeInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """An instance type of a cloud account's region. Prices are decimal strings per hour in
+    ``currency`` (empty when the provider gives none)."""
+
+    name: str
+    vcpus: int
+    memory_gib: float
+    gpus: int = 0
+    gpu_model: str = ""
+    gpu_memory_gib: float = 0.0
+    architecture: str = "x86_64"
+    price_per_hour: str = ""
+    spot_price_per_hour: str = ""
+    currency: str = "USD"
+    zones: list[str] = msgspec.field(default_factory=list)
+    allowed: bool = True
+    """Whether your organization's instance type policy allows it."""
+
+
+class InstanceTypeList(msgspec.Struct, frozen=True, kw_only=True):
+    account: str
+    provider: str
+    region: str
+    items: list[InstanceTypeInfo]
+
+
+class InstanceTypePolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """An organization's allowed instance types. ``default``: every type is allowed.
+    ``custom``: each provider named in ``allowed`` is restricted to its list (an empty list
+    allows none of its types); providers not named are not restricted."""
+
+    mode: Literal["default", "custom"] = "default"
+    allowed: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    updated_by: str = ""
+    updated_at: datetime | None = None
+
+
+class InstanceTypePolicyUpdate(_Request, frozen=True, kw_only=True):
+    mode: Literal["default", "custom"]
+    allowed: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    """Provider name (an installed cloud plugin) to the instance type names it may use."""
+
+
+class CapacityReservationCreate(_Request, frozen=True, kw_only=True):
+    """Map a capacity reservation made in a cloud's console to one group."""
+
+    reservation_id: str
+    group: str
+    description: str = ""
+
+
+class CapacityReservationInfo(msgspec.Struct, frozen=True, kw_only=True):
+    reservation_id: str
+    group: str
+    description: str = ""
+    created_by: str = ""
+    created_at: datetime | None = None
 
 
 class CloudAccountAccess(_Request, frozen=True, kw_only=True):

@@ -670,6 +670,17 @@ class CloudClusters:
         placement = await self.placement(provider, account, spec)
         elastic = self.elastic(resource, spec, row.number, placement, row.controller_address)
         partitions = spec.partitions()
+        # a capacity reservation's nodes are its group's costs; one unmapped since the start
+        # (or whose group the owner left) launches nothing
+        reserved_for: dict[str, str] = {}
+        refused: dict[str, str] = {}
+        for reserved in (p for p in partitions if p.capacity_reservation):
+            try:
+                reserved_for |= await self.accounts.settings.reservation_groups(
+                    resource.org, resource.owner, [reserved]
+                )
+            except Invalid as exc:
+                refused[reserved.name] = exc.message
         steps = StepLog(self.db, resource.id, row.number, "scheduler")
         batches: dict[tuple[str, str], list[ClusterNode]] = {}
         for node in nodes:
@@ -679,6 +690,11 @@ class CloudClusters:
             partition, placed = partitions[index], placement["partitions"][index]
             names = tuple(sorted(n.name for n in members))
             step = f"Compute nodes {', '.join(names)}"
+            if partition_name in refused:
+                await steps.step(step, StepState.FAILED, refused[partition_name])
+                for node in members:
+                    await self._set_node(node.id, state="failed", reason=refused[partition_name])
+                continue
             try:
                 user_data = await self.user_data(
                     resource, spec, row, elastic, host=f"a node of {partition_name}",
@@ -697,7 +713,12 @@ class CloudClusters:
                         placement_group=partition.placement_group or None,
                         capacity_reservation_id=partition.capacity_reservation_id or None,
                         user_data=user_data,
-                        tags=self.tags(resource, row.number, "compute", partition_name),
+                        tags=self.tags(resource, row.number, "compute", partition_name)
+                        | (
+                            {"GroupID": reserved_for[partition_name]}
+                            if partition_name in reserved_for
+                            else {}
+                        ),
                     ),
                     log=steps,
                 )

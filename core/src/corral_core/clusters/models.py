@@ -117,9 +117,7 @@ class CapacityReservationRecord(SQLModel, table=True):
     organization: only its members' clusters may use it, and its costs go to that group."""
 
     __tablename__ = "capacity_reservation"
-    __table_args__ = (
-        UniqueConstraint("org_id", "reservation_id", name="uq_capacity_reservation"),
-    )
+    __table_args__ = (UniqueConstraint("org_id", "reservation_id", name="uq_capacity_reservation"),)
 
     id: int | None = Field(default=None, primary_key=True)
     org_id: int = Field(foreign_key="org.id", index=True, ondelete="CASCADE")

@@ -145,12 +145,30 @@ class ClusterService:
                 field="description",
             )
 
-    async def _check_cloud(self, principal: Principal, spec: CloudClusterSpec) -> None:
-        """The account exists in the caller's organization, and the scheduler, regions, zones,
-        instance types and images are ones its provider and plugins offer."""
-        provider, account, _ = await self.cloud.account_of(principal.org, spec)
+    async def _check_cloud(self, org: str, owner: str, spec: CloudClusterSpec) -> None:
+        """The account exists in the organization, the scheduler, regions, zones, instance
+        types and images are ones its provider and plugins offer, the organization's instance
+        type policy allows the types, and the owner may use the capacity reservations."""
+        provider, account, provider_name = await self.cloud.account_of(org, spec)
         self.cloud.scheduler_for(spec, None)
-        await self.cloud.placement(provider, account, spec)
+        placement = await self.cloud.placement(provider, account, spec)
+        settings = self.cloud.accounts.settings
+        chosen = [
+            (
+                "cloud.controller.instance_type",
+                placement["controller_type"].name,
+                bool(spec.cloud.controller.instance_type),
+            )
+        ] + [
+            (f"cloud.partitions.{i}.instance_type", placed["type"].name, bool(p.instance_type))
+            for i, (p, placed) in enumerate(
+                zip(spec.partitions(), placement["partitions"], strict=True)
+            )
+        ]
+        settings.check_types(
+            await settings.allowed_types(org, provider_name), provider_name, chosen
+        )
+        await settings.reservation_groups(org, owner, spec.partitions())
 
     def _new_spec(self, data: ClusterCreate) -> ClusterSpec:
         if data.type == "cloud":
@@ -175,7 +193,7 @@ class ClusterService:
         self._check_scheduler(spec.scheduler, spec.scheduler_config)
         await self._check_group(principal, spec.group)
         if isinstance(spec, CloudClusterSpec):
-            await self._check_cloud(principal, spec)
+            await self._check_cloud(principal.org, principal.username, spec)
         created = await self.resources.create(
             CLUSTER_KIND,
             org=principal.org,
@@ -240,7 +258,7 @@ class ClusterService:
         if isinstance(spec, CloudClusterSpec):
             self._check_live_edit(resource, current, msgspec.to_builtins(spec))
             if "cloud" in changes:
-                await self._check_cloud(principal, spec)
+                await self._check_cloud(resource.org, resource.owner, spec)
         await self.resources.describe(
             resource.id,
             display_name=data.display_name,
@@ -296,6 +314,10 @@ class ClusterService:
                     f"{ref.uri} is {resource.observed_state}: start it once that is done",
                     reason="cluster-busy",
                 )
+            # the organization's policy and reservations may have changed since it was defined
+            spec = self.spec_of(resource)
+            assert isinstance(spec, CloudClusterSpec)
+            await self._check_cloud(resource.org, resource.owner, spec)
             # the reconcile opens the session (under its lease: a destroy still running cannot
             # end it); a failed start's session is replaced there
             if resource.observed_state == "stopped":

@@ -168,6 +168,18 @@ class CloudClusterSpec(
                     f"partition {partition.name!r} needs 1 to 9999 max nodes",
                     field=f"{where}.max_nodes",
                 )
+            if partition.capacity_reservation and not partition.capacity_reservation_id:
+                raise Invalid(
+                    f"partition {partition.name!r} uses a capacity reservation: give its "
+                    "reservation id",
+                    field=f"{where}.capacity_reservation_id",
+                )
+            if partition.capacity_reservation_id and not partition.capacity_reservation:
+                raise Invalid(
+                    f"partition {partition.name!r} names a capacity reservation: turn "
+                    "capacity_reservation on to use it (or leave the id empty)",
+                    field=f"{where}.capacity_reservation",
+                )
         if len(cloud.partitions) > 1 and sum(p.default for p in cloud.partitions) != 1:
             raise Invalid("exactly one partition must be the default", field="cloud.partitions")
         advanced = cloud.advanced

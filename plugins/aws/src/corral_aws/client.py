@@ -105,7 +105,10 @@ class AwsClients:
         from botocore.config import Config
 
         return Config(
-            retries={"mode": "standard", "max_attempts": max_attempts or settings.max_attempts},
+            retries={
+                "mode": "standard",
+                "total_max_attempts": max_attempts or settings.max_attempts,
+            },
             max_pool_connections=POOL_CONNECTIONS,
             connect_timeout=10,
             read_timeout=60,

@@ -247,7 +247,7 @@ class AwsCloud(AwsNetworks, CloudProviderBase):
             arn = str(identity.get("Arn", ""))
             how = "IAM policy simulator"
             try:
-                iam = self.clients.long_term_client(account, "iam", max_attempts=2)
+                iam = self.clients.long_term_client(account, "iam", max_attempts=1)
                 missing = permissions.simulate_missing(iam, arn) if ":user/" in arn else []
             except Exception as exc:
                 if isinstance(map_error(exc, "check"), NotAuthenticated):
@@ -571,16 +571,22 @@ class AwsCloud(AwsNetworks, CloudProviderBase):
                 field="options.subnets",
             )
         groups = list(network.security_group_ids) if network else []
-        if request.public_ip or subnet:
-            interface: dict[str, Any] = {"DeviceIndex": 0, "DeleteOnTermination": True}
+        if request.public_ip:  # only an interface spec can ask for a public address
+            interface: dict[str, Any] = {
+                "DeviceIndex": 0,
+                "DeleteOnTermination": True,
+                "AssociatePublicIpAddress": True,
+            }
             if subnet:
                 interface["SubnetId"] = subnet
             if groups:
                 interface["Groups"] = groups
-            interface["AssociatePublicIpAddress"] = bool(request.public_ip)
             params["NetworkInterfaces"] = [interface]
-        elif groups:
-            params["SecurityGroupIds"] = groups
+        else:
+            if subnet:
+                params["SubnetId"] = subnet
+            if groups:
+                params["SecurityGroupIds"] = groups
         try:
             answer = ec2.run_instances(**params)
         except Exception as exc:
