@@ -168,13 +168,13 @@ class Runtime:
         self.tasks.actor(RECONCILE_ACTOR, self.reconciler.reconcile)
         self.tasks.actor(DELIVER_EVENTS_ACTOR, self._deliver_events)
         self.tasks.actor(CLUSTER_NODES_ACTOR, self._work_nodes)
+        self.tasks.actor(CLOUD_ACCOUNT_CHECK_ACTOR, self.cloud_accounts.validate)
         self.tasks.actor(WORKFLOW_RUNS_ACTOR, self._tick_run)
         self._delivers_events = kernel.implements("corral_on_event")
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
 
     @classmethod
-        self.tasks.actor(CLOUD_ACCOUNT_CHECK_ACTOR, self.cloud_accounts.validate)
     def build(cls, settings: Settings, process: str) -> Runtime:
         """Load plugins (strictly when the settings say so), configure them, wire the services."""
         kernel = load_kernel(strict=settings.strict_plugins, deny=settings.deny_plugins)
