@@ -1236,30 +1236,24 @@ class AwsNetworks:
         log: ProgressLog,
     ) -> None:
         route53 = await self._route53(account, region)
-        found = await call(
-            "look up the private hosted zone",
-            route53.list_hosted_zones_by_vpc,
-            VPCId=vpc_id,
-            VPCRegion=region,
-        )
+        prefix = f"{network}.{region}."
         zone_ids = []
-        for summary in found.get("HostedZoneSummaries") or []:
-            zone_id = summary["HostedZoneId"].rsplit("/", 1)[-1]
+        ours = await _private_zones(
+            route53,
+            vpc_id,
+            region,
+            lambda zone_id, name: name.startswith(prefix) or zone_id == details.get("dns_zone_id"),
+        )
+        for zone_id, _ in ours:
             tags = await call(
                 "look up the hosted zone's tags",
                 route53.list_tags_for_resource,
                 ResourceType="hostedzone",
                 ResourceId=zone_id,
             )
-            tag_map = _tags_of(tags["ResourceTagSet"])
-            if (
-                tag_map.get(NETWORK_TAG) == network
-                or zone_id == details.get("dns_zone_id")
-                or (
-                    summary["Name"].rstrip(".") == details.get("dns_zone_name", "")
-                    or summary["Name"].startswith(f"{network}.{region}.")
-                )
-            ):
+            # untagged: made, then a crash before it was tagged; the VPC and its name are ours
+            owner = _tags_of(tags["ResourceTagSet"]).get(NETWORK_TAG, network)
+            if owner == network:
                 zone_ids.append(zone_id)
         for zone_id in zone_ids:
             async with _step(log, f"{region} delete DNS zone {zone_id}") as step:
@@ -1502,15 +1496,44 @@ async def _transit_attachment(ec2: Any, vpc_id: str, tgw: str) -> dict[str, Any]
     return None
 
 
+async def _private_zones(
+    route53: Any, vpc_id: str, region: str, wanted: Callable[[str, str], bool]
+) -> list[tuple[str, str]]:
+    """(id, name without the final dot) of the private hosted zones associated with the VPC
+    for which ``wanted(id, name)`` holds (checked first, to look up only those zones).
+
+    ListHostedZones and GetHostedZone rather than ListHostedZonesByVPC: the spec's
+    ``pw-route53-mgmt`` policy grants only the former."""
+    zones: list[tuple[str, str]] = []
+    marker = ""
+    while True:
+        page = await call(
+            "list the hosted zones",
+            route53.list_hosted_zones,
+            **({"Marker": marker} if marker else {}),
+        )
+        for zone in page["HostedZones"]:
+            zone_id = str(zone["Id"]).rsplit("/", 1)[-1]
+            name = str(zone["Name"]).rstrip(".")
+            if not zone.get("Config", {}).get("PrivateZone") or not wanted(zone_id, name):
+                continue
+            try:
+                full = await call("look up a hosted zone", route53.get_hosted_zone, Id=zone_id)
+            except NotFound:
+                continue
+            except ProviderError as exc:
+                if exc.reason in _GONE_REASONS:
+                    continue
+                raise
+            vpcs = {(v.get("VPCId"), v.get("VPCRegion")) for v in full.get("VPCs") or []}
+            if (vpc_id, region) in vpcs:
+                zones.append((zone_id, name))
+        if not page.get("IsTruncated"):
+            return zones
+        marker = page["NextMarker"]
+
+
 async def _hosted_zone(route53: Any, vpc_id: str, region: str, name: str) -> str:
     """The id of the private hosted zone ``name`` associated with the VPC, or ``""``."""
-    found = await call(
-        "look up the private hosted zone",
-        route53.list_hosted_zones_by_vpc,
-        VPCId=vpc_id,
-        VPCRegion=region,
-    )
-    for summary in found.get("HostedZoneSummaries") or []:
-        if summary["Name"].rstrip(".") == name:
-            return str(summary["HostedZoneId"]).rsplit("/", 1)[-1]
-    return ""
+    found = await _private_zones(route53, vpc_id, region, lambda _, zone: zone == name)
+    return found[0][0] if found else ""
