@@ -20,6 +20,7 @@ from corral_api.routes.auth import AuthController, SshKeyController, ssh_public_
 from corral_api.routes.cloud_settings import CloudSettingsController
 from corral_api.routes.clouds import CloudAccountController
 from corral_api.routes.clusters import ClusterController
+from corral_api.routes.networks import CloudAccountAccessController, NetworkController
 from corral_api.routes.orgs import GroupController, OrgController, UserController
 from corral_api.routes.resources import ResourceController
 from corral_api.routes.runs import RunController, WorkflowRunController
@@ -143,6 +144,8 @@ def create_app(runtime: Runtime, *, debug: bool = False) -> Litestar:
         AuthController,
         SshKeyController,
         CloudAccountController,
+        CloudAccountAccessController,
+        NetworkController,
         WorkflowController,
         CloudAccountAccessController,
         NetworkController,
