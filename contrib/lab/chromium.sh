@@ -7,6 +7,10 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
+# Concurrent runs take turns (apt-get refuses to run while another holds dpkg's lock).
+exec 9>"/run/lock/corral-lab-apt.lock"
+flock --wait 1800 9 || { echo "chromium: another install held /run/lock/corral-lab-apt.lock for 30 min" >&2; exit 1; }
+
 found=$(command -v chromium || command -v chromium-browser || true)
 if [[ -z $found ]]; then
   echo "chromium: installing from Debian" >&2

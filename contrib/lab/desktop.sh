@@ -51,6 +51,10 @@ check)
 *) die "usage: $0 [install|check]";;
 esac
 
+# Concurrent runs take turns (apt-get refuses to run while another holds dpkg's lock).
+exec 9>"/run/lock/corral-lab-apt.lock"
+flock --wait 1800 9 || { echo "desktop: another install held /run/lock/corral-lab-apt.lock for 30 min" >&2; exit 1; }
+
 mapfile -t missing < <(missing_packages)
 if [[ ${#missing[@]} -gt 0 ]]; then
   log "installing ${missing[*]} from Debian"

@@ -14,6 +14,11 @@ readonly JUPYTER=$PREFIX/bin/jupyter
 
 log() { echo "jupyter: $*" >&2; }
 
+# Concurrent runs (CI and a developer, parallel test workers) take turns: a second one waits,
+# then finds the install done instead of removing it half-way.
+exec 9>"/run/lock/corral-lab-jupyter.lock"
+flock --wait 1800 9 || { echo "jupyter: another install held /run/lock/corral-lab-jupyter.lock for 30 min" >&2; exit 1; }
+
 if ! "$JUPYTER" --version >/dev/null 2>&1; then
   command -v uv >/dev/null 2>&1 || { log "uv is needed (pip install uv)"; exit 1; }
   python=$(command -v python3 || true)

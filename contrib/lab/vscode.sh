@@ -46,6 +46,11 @@ check) if installed; then exit 0; fi; log "no working $CODE_SERVER"; exit 1;;
 *) die "usage: $0 [install|check]";;
 esac
 
+# Concurrent runs (CI and a developer, parallel test workers) take turns: a second one waits,
+# then finds the install done instead of removing it half-way.
+exec 9>"/run/lock/corral-lab-vscode.lock"
+flock --wait 1800 9 || { echo "vscode: another install held /run/lock/corral-lab-vscode.lock for 30 min" >&2; exit 1; }
+
 if ! installed; then
   if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     die "node and npm are needed"
