@@ -121,19 +121,21 @@ def command_line(pid: str) -> bytes:
     return Path(f"/proc/{pid}/cmdline").read_bytes()
 
 
-async def new_kernel(port: int, headers: dict[str, str]) -> str:
+async def new_kernel(port: int, headers: dict[str, str], host: str = "127.0.0.1") -> str:
     async with httpx.AsyncClient(headers=headers, trust_env=False) as client:
         kernel = await client.post(
-            f"http://127.0.0.1:{port}{BASE}api/kernels", json={"name": "python3"}
+            f"http://{host}:{port}{BASE}api/kernels", json={"name": "python3"}
         )
         assert kernel.status_code == 201, kernel.text
         return str(kernel.json()["id"])
 
 
-async def execute(port: int, headers: dict[str, str], kernel_id: str, code: str) -> str:
+async def execute(
+    port: int, headers: dict[str, str], kernel_id: str, code: str, host: str = "127.0.0.1"
+) -> str:
     """Run ``code`` in the kernel over its channels WebSocket (messages as JSON, protocol v5),
     as the proxy connects: the browser's ``Origin``, the endpoint's headers; its result."""
-    url = f"ws://127.0.0.1:{port}{BASE}api/kernels/{kernel_id}/channels"
+    url = f"ws://{host}:{port}{BASE}api/kernels/{kernel_id}/channels"
     extra = {**headers, "Origin": AS_PROXIED["Origin"]}
     async with websockets.connect(url, additional_headers=extra, proxy=None) as ws:
         msg_id = uuid.uuid4().hex

@@ -12,6 +12,11 @@ reached through an SSH port forward over the owner's pooled connection to the cl
 first use, kept while used, closed when the session stops or goes), or directly in the workspace
 (loopback only: a workspace session cannot be pointed at other machines of the Corral host's
 network). The proxy and the reconciler both reach sessions through it.
+
+A session type that starts its service through the scheduler (its record declares
+``SessionFeature.NEEDS_SCHEDULER``: a :class:`ScheduledSessionType`) is also given the
+cluster's scheduler on a cluster target; its endpoint's host is then a compute node, which
+the forward reaches from the login host (an SSH ``direct-tcpip`` channel, as ``ssh -L``).
 """
 
 from __future__ import annotations
@@ -23,26 +28,32 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from sqlalchemy import update
 from sqlmodel import col, select
 
 from corral_core.db import Database, utcnow
+from corral_core.identity.names import ResourceRef
 from corral_core.plugins import Kernel
 from corral_core.resources.models import Resource
 from corral_core.resources.service import ResourceService
 from corral_core.sessions.models import SessionActivity
 from corral_core.sessions.spec import SESSION_KIND, WORKSPACE
 from corral_core.sessions.spec import SessionSpec as StoredSpec
+from corral_core.ssh.runner import SSHRunner
 from corral_core.workflows.targets import StepTargets
 from corral_sdk.errors import Conflict, CorralError, Invalid, NotFound
-from corral_sdk.providers import StepState
+from corral_sdk.features import SessionFeature
+from corral_sdk.providers import ProgressLog, StepState
+from corral_sdk.providers.scheduler import Scheduler
 from corral_sdk.providers.session import (
+    ScheduledSessionType,
     SessionEndpoint,
     SessionSpec,
     SessionState,
+    SessionStatus,
     SessionTarget,
     SessionType,
     TargetKind,
@@ -207,7 +218,8 @@ class SessionConnector:
             options = {"url": stored.url}
         elif record.config is not None:
             try:
-                options = msgspec.convert(stored.options, record.config)
+                # strict=False: options typed on the command line (--option cpus=4) are text
+                options = msgspec.convert(stored.options, record.config, strict=False)
             except msgspec.ValidationError as exc:
                 raise Invalid(f"options: {exc}", field="options") from None
         session_type: SessionType = record.create()
@@ -241,6 +253,27 @@ class SessionConnector:
             return None
         return await self.targets.runner_for(owner, stored.target)
 
+    async def scheduler(
+        self, owner: str, stored: StoredSpec, runner: CommandRunner | None
+    ) -> Scheduler | None:
+        """The session's cluster's scheduler, working through ``runner``, for a type that
+        starts its service through it (``NEEDS_SCHEDULER``); ``None`` for other types and
+        targets (the workspace, a link)."""
+        if stored.type == "link" or stored.target == WORKSPACE:
+            return None
+        if not isinstance(runner, SSHRunner):
+            return None
+        try:
+            features = self.kernel.session_type(stored.type).features
+        except (KeyError, NotFound):
+            return None
+        if SessionFeature.NEEDS_SCHEDULER not in features:
+            return None
+        clusters = self.targets.clusters
+        principal = await self.targets.principal(owner)
+        resource = await clusters.get(principal, ResourceRef.parse(stored.target, owner))
+        return clusters.scheduler(resource, runner)
+
     # --- the tunnel -----------------------------------------------------------------------------
 
     async def backend(
@@ -265,8 +298,9 @@ class SessionConnector:
             session_type, options = self.session_type(stored)
             spec = self.spec(resource, stored, options)
             runner = await self.runner(resource.owner, stored)
+            scheduler = await self.scheduler(resource.owner, stored, runner)
             data = dict(resource.status.get("data") or {})
-            status = await session_type.status(spec, data, runner=runner)
+            status = await _status(session_type, spec, data, runner, scheduler)
             if status.state is not SessionState.RUNNING or status.endpoint is None:
                 raise Conflict(
                     f"the session {resource.name} is {status.state.value}"
@@ -351,7 +385,40 @@ class SessionConnector:
         stored = self.stored(resource)
         session_type, options = self.session_type(stored)
         runner = await self.runner(resource.owner, stored)
-        await session_type.stop(self.spec(resource, stored, options), data, runner=runner)
+        scheduler = await self.scheduler(resource.owner, stored, runner)
+        spec = self.spec(resource, stored, options)
+        if scheduler is not None:
+            await cast(ScheduledSessionType, session_type).stop(
+                spec, data, runner=runner, scheduler=scheduler
+            )
+        else:
+            await session_type.stop(spec, data, runner=runner)
+
+
+async def _start(
+    session_type: SessionType,
+    spec: SessionSpec,
+    runner: CommandRunner | None,
+    scheduler: Scheduler | None,
+    log: ProgressLog,
+) -> SessionStatus:
+    if scheduler is not None:  # only for a ScheduledSessionType on a cluster
+        scheduled = cast(ScheduledSessionType, session_type)
+        return await scheduled.start(spec, runner=runner, log=log, scheduler=scheduler)
+    return await session_type.start(spec, runner=runner, log=log)
+
+
+async def _status(
+    session_type: SessionType,
+    spec: SessionSpec,
+    data: dict[str, str],
+    runner: CommandRunner | None,
+    scheduler: Scheduler | None,
+) -> SessionStatus:
+    if scheduler is not None:  # only for a ScheduledSessionType on a cluster
+        scheduled = cast(ScheduledSessionType, session_type)
+        return await scheduled.status(spec, data, runner=runner, scheduler=scheduler)
+    return await session_type.status(spec, data, runner=runner)
 
 
 async def _probe_forwarded(backend: Backend) -> str | None:
@@ -401,12 +468,13 @@ class SessionReconciler:
             session_type, options = self.connector.session_type(stored)
             spec = self.connector.spec(resource, stored, options)
             runner = await self.connector.runner(resource.owner, stored)
+            scheduler = await self.connector.scheduler(resource.owner, stored, runner)
             data = status.get("data")
             if data is None:
-                observed = await session_type.start(spec, runner=runner, log=_Log(resource.name))
+                observed = await _start(session_type, spec, runner, scheduler, _Log(resource.name))
                 status["data"] = dict(observed.data)
             else:
-                observed = await session_type.status(spec, dict(data), runner=runner)
+                observed = await _status(session_type, spec, dict(data), runner, scheduler)
                 if observed.data:
                     status["data"] = {**data, **observed.data}
         except CorralError as exc:

@@ -1,5 +1,7 @@
 """The ``jupyter`` session type: a Jupyter server for one user, on the target their runner
-reaches, served by Corral's proxy under the session's base path.
+reaches (``placement="login"``, the default, described here) or on a compute node through the
+cluster's scheduler (``placement="compute"``: :mod:`corral_jupyter.compute`), served by Corral's
+proxy under the session's base path.
 
 Everything lives in ``~/.corral/sessions/<session id>/`` on the target (mode 0700): the token
 (0600; it never leaves the target but in the proxy's request headers), the port, the pid, the
@@ -18,9 +20,11 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping
 
+from corral_jupyter import compute
 from corral_jupyter.options import JupyterOptions
 from corral_sdk.errors import Invalid, ProviderError
 from corral_sdk.providers import ProgressLog
+from corral_sdk.providers.scheduler import Scheduler
 from corral_sdk.providers.session import (
     SessionEndpoint,
     SessionSpec,
@@ -136,6 +140,16 @@ def _runner(spec: SessionSpec, runner: CommandRunner | None) -> CommandRunner:
     return runner
 
 
+def _scheduler(spec: SessionSpec, scheduler: Scheduler | None) -> Scheduler:
+    if scheduler is None:
+        raise Invalid(
+            "placement 'compute' starts Jupyter through a cluster's scheduler: choose a cluster "
+            f"as the target (not {spec.target.kind.value}), or placement 'login'",
+            field="placement",
+        )
+    return scheduler
+
+
 def _options(spec: SessionSpec) -> JupyterOptions:
     options = spec.options if spec.options is not None else JupyterOptions()
     if not isinstance(options, JupyterOptions):
@@ -144,7 +158,9 @@ def _options(spec: SessionSpec) -> JupyterOptions:
 
 
 class Jupyter:
-    """``jupyter``: see the module docstring."""
+    """``jupyter``: see the module docstring. A
+    :class:`~corral_sdk.providers.session.ScheduledSessionType`: the kernel passes the
+    cluster's scheduler, which ``placement="compute"`` submits the server's job to."""
 
     def _status(self, spec: SessionSpec, found: Mapping[str, str], target: str) -> SessionStatus:
         state = found.get("state", "")
@@ -178,10 +194,17 @@ class Jupyter:
         )
 
     async def start(
-        self, spec: SessionSpec, *, runner: CommandRunner | None, log: ProgressLog
+        self,
+        spec: SessionSpec,
+        *,
+        runner: CommandRunner | None,
+        log: ProgressLog,
+        scheduler: Scheduler | None = None,
     ) -> SessionStatus:
         target = _runner(spec, runner)
         options = _options(spec)
+        if options.placement == "compute":
+            return await compute.start(spec, options, target, _scheduler(spec, scheduler), log)
         found = await run_report(
             target,
             _script(
@@ -214,16 +237,32 @@ class Jupyter:
         return self._status(spec, found, target.target)
 
     async def status(
-        self, spec: SessionSpec, data: Mapping[str, str], *, runner: CommandRunner | None
+        self,
+        spec: SessionSpec,
+        data: Mapping[str, str],
+        *,
+        runner: CommandRunner | None,
+        scheduler: Scheduler | None = None,
     ) -> SessionStatus:
         target = _runner(spec, runner)
+        options = _options(spec)
+        if options.placement == "compute":
+            return await compute.status(spec, options, data, target, _scheduler(spec, scheduler))
         found = await run_report(target, _script(spec, _STATUS), "check Jupyter")
         return self._status(spec, found, target.target)
 
     async def stop(
-        self, spec: SessionSpec, data: Mapping[str, str], *, runner: CommandRunner | None
+        self,
+        spec: SessionSpec,
+        data: Mapping[str, str],
+        *,
+        runner: CommandRunner | None,
+        scheduler: Scheduler | None = None,
     ) -> None:
         target = _runner(spec, runner)
+        if _options(spec).placement == "compute":
+            await compute.stop(spec, data, target, _scheduler(spec, scheduler))
+            return
         await run_report(
             target, _script(spec, _STOP, GRACE=str(STOP_GRACE_SECONDS)), "stop Jupyter"
         )

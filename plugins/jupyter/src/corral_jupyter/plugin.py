@@ -12,12 +12,22 @@ RECORD = SessionTypeRecord(
     name="jupyter",
     factory="corral_jupyter.jupyter:Jupyter",
     config=JupyterOptions,
-    features=frozenset({SessionFeature.HTTP, SessionFeature.WEBSOCKET, SessionFeature.WORKSPACE}),
+    features=frozenset(
+        {
+            SessionFeature.HTTP,
+            SessionFeature.WEBSOCKET,
+            SessionFeature.WORKSPACE,
+            SessionFeature.NEEDS_SCHEDULER,
+        }
+    ),
     docs=(
         "JupyterLab (or the classic notebook) started as the user on a cluster's login host or "
-        "in the workspace, with `jupyter` from the target (the `command` option names another). "
-        "It listens on 127.0.0.1 with a random token kept on the target; Corral's proxy adds "
-        "the token, so only signed-in users the session is shared with reach it."
+        "in the workspace, or (placement `compute`) on a compute node as a batch job of the "
+        "cluster's scheduler (partition, time limit, CPUs, memory, GPUs, account, QoS, extra "
+        "options), with `jupyter` from the target (the `command` option names another). "
+        "It demands a random token kept in the user's home (on a login host it listens on "
+        "127.0.0.1, on a node on the node's addresses); Corral's proxy adds the token, so only "
+        "signed-in users the session is shared with reach it."
     ),
 )
 """The session type this plugin registers."""

@@ -9,6 +9,13 @@ which the kernel stores and hands back. The kernel owns the tunnel: it opens
 ``runner.forward(endpoint.host, endpoint.port)`` to the :class:`SessionEndpoint` a running
 session reports and serves it under :attr:`SessionSpec.base_path`, behind Corral's sign-in.
 
+A type whose record declares :attr:`~corral_sdk.features.SessionFeature.NEEDS_SCHEDULER` may
+start its service as a batch job on a compute node: it implements
+:class:`ScheduledSessionType`, whose methods also take ``scheduler``, the
+:class:`~corral_sdk.providers.scheduler.Scheduler` of the session's cluster (working through
+the same runner), or ``None`` where there is none (the workspace). Its endpoint's ``host`` is
+then the node, as the login host reaches it: the kernel's forward goes through the login host.
+
 Errors: a target that is not running raises :class:`~corral_sdk.errors.Conflict`; bad options
 raise :class:`~corral_sdk.errors.Invalid` with ``field``; commands that fail raise
 :class:`~corral_sdk.errors.ProviderError`; transport errors pass through.
@@ -26,10 +33,12 @@ import msgspec
 from corral_sdk.errors import Invalid, ProviderError
 from corral_sdk.features import SessionFeature
 from corral_sdk.providers._common import ProgressLog, redacted_repr
+from corral_sdk.providers.scheduler import Scheduler
 from corral_sdk.transport import CommandRunner
 
 __all__ = [
     "SESSION_FEATURE_METHODS",
+    "ScheduledSessionType",
     "SessionEndpoint",
     "SessionSpec",
     "SessionState",
@@ -176,6 +185,53 @@ class SessionType(Protocol):
         self, spec: SessionSpec, data: Mapping[str, str], *, runner: CommandRunner | None
     ) -> None:
         """Stop the service and clean up what :meth:`start` created. Idempotent."""
+        ...
+
+
+@runtime_checkable
+class ScheduledSessionType(Protocol):
+    """A :class:`SessionType` that can start its service through the cluster's scheduler (its
+    record declares ``SessionFeature.NEEDS_SCHEDULER``): the kernel passes every method the
+    :class:`SessionType` arguments and ``scheduler``, the session's cluster's scheduler, or
+    ``None`` for a target without one (the workspace). Give ``scheduler`` a default of
+    ``None`` so the type is a :class:`SessionType` too.
+
+    A job it submits goes in :attr:`SessionStatus.data` (its id), its state in the status
+    (``starting`` with the job's pending reason, ``failed`` when the job ends); :meth:`stop`
+    cancels it.
+    """
+
+    async def start(
+        self,
+        spec: SessionSpec,
+        *,
+        runner: CommandRunner | None,
+        log: ProgressLog,
+        scheduler: Scheduler | None,
+    ) -> SessionStatus:
+        """:meth:`SessionType.start`, with the cluster's scheduler."""
+        ...
+
+    async def status(
+        self,
+        spec: SessionSpec,
+        data: Mapping[str, str],
+        *,
+        runner: CommandRunner | None,
+        scheduler: Scheduler | None,
+    ) -> SessionStatus:
+        """:meth:`SessionType.status`, with the cluster's scheduler."""
+        ...
+
+    async def stop(
+        self,
+        spec: SessionSpec,
+        data: Mapping[str, str],
+        *,
+        runner: CommandRunner | None,
+        scheduler: Scheduler | None,
+    ) -> None:
+        """:meth:`SessionType.stop`, with the cluster's scheduler."""
         ...
 
 
