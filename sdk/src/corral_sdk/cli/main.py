@@ -148,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _identity_commands(branch, leaf)
     _cluster_commands(branch, leaf)
+    _cloud_commands(branch, leaf)
     _workflow_commands(branch, leaf)
     _session_commands(branch, leaf)
 
@@ -459,6 +460,95 @@ def _cluster_commands(branch: Callable[..., Any], leaf: Callable[..., Any]) -> N
 
 def _force_flag(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("-f", "--force", action="store_true", help=f"do not ask; {what}")
+
+
+def _cloud_commands(branch: Callable[..., Any], leaf: Callable[..., Any]) -> None:
+    module = "corral_sdk.cli.commands.cloud"
+    cloud = branch("cloud", "cloud accounts, instance types, instance type policy, reservations")
+
+    accounts = branch("accounts", "your organization's cloud accounts", group=cloud)
+    ls = leaf(accounts, "ls", f"{module}:accounts_ls", "list cloud accounts", aliases=["list"])
+    _output_flag(ls, OUTPUT_TABLE_JSON, "table")
+    get = leaf(accounts, "get", f"{module}:account_get", "a cloud account and its validation")
+    get.add_argument("name")
+    _output_flag(get, OUTPUT_TABLE_JSON, "table")
+    update = leaf(
+        accounts,
+        "update",
+        f"{module}:account_update",
+        "change a cloud account's credentials or settings (org:admin); it is validated again "
+        "(exit 1 when the validation finds insufficient permissions or an error)",
+    )
+    update.add_argument("name")
+    update.add_argument(
+        "--credential", action="append", metavar="KEY=VALUE", help="a credential field (repeat)"
+    )
+    update.add_argument(
+        "--setting", action="append", metavar="KEY=VALUE", help="a setting (repeat; replaces all)"
+    )
+    update.add_argument(
+        "--govcloud", action=argparse.BooleanOptionalAction, default=None, help="GovCloud"
+    )
+    validate = leaf(
+        accounts,
+        "validate",
+        f"{module}:account_validate",
+        "check a cloud account's credentials and permissions again (org:admin)",
+    )
+    validate.add_argument("name")
+    for command in (update, validate):
+        command.add_argument("--wait", action="store_true", help="wait for the validation")
+        command.add_argument("--wait-timeout", type=float, default=120.0, help="seconds")
+        _output_flag(command, OUTPUT_TABLE_JSON, "table")
+
+    types = leaf(
+        cloud,
+        "instance-types",
+        f"{module}:instance_types",
+        "instance types of a cloud account's region with vCPUs, memory, GPUs and hourly "
+        "prices (those your organization allows, unless --all)",
+    )
+    types.add_argument("account", help="the cloud account")
+    types.add_argument("--region", help="default: the account's first region")
+    types.add_argument("--all", action="store_true", help="also types the policy disallows")
+    _output_flag(types, OUTPUT_TABLE_JSON, "table")
+
+    policy = branch("policy", "your organization's allowed instance types", group=cloud)
+    policy_get = leaf(policy, "get", f"{module}:policy_get", "show the allowed instance types")
+    policy_set = leaf(
+        policy,
+        "set",
+        f"{module}:policy_set",
+        "set the allowed instance types (org:admin or org:settings): --default allows every "
+        "type; --allow PROVIDER=T1,T2 restricts that provider (empty: none of its types)",
+    )
+    policy_set.add_argument("--default", action="store_true", help="allow every instance type")
+    policy_set.add_argument(
+        "--allow", action="append", metavar="PROVIDER=TYPE,TYPE", help="repeat per provider"
+    )
+    for command in (policy_get, policy_set):
+        command.add_argument("--org", help="default: your organization")
+        _output_flag(command, OUTPUT_TABLE_JSON, "table")
+
+    reservations = branch("reservations", "capacity reservations mapped to groups", group=cloud)
+    res_ls = leaf(
+        reservations, "ls", f"{module}:reservations_ls", "list reservations", aliases=["list"]
+    )
+    res_add = leaf(
+        reservations,
+        "add",
+        f"{module}:reservation_add",
+        "map a reservation made in the cloud's console to one group (org:admin or org:settings)",
+    )
+    res_add.add_argument("reservation_id")
+    res_add.add_argument("--group", required=True, help="the group whose members may use it")
+    res_add.add_argument("--description")
+    res_rm = leaf(reservations, "rm", f"{module}:reservation_rm", "remove a reservation's mapping")
+    res_rm.add_argument("reservation_id")
+    for command in (res_ls, res_add, res_rm):
+        command.add_argument("--org", help="default: your organization")
+    for command in (res_ls, res_add):
+        _output_flag(command, OUTPUT_TABLE_JSON, "table")
 
 
 def _identity_commands(branch: Callable[..., Any], leaf: Callable[..., Any]) -> None:
