@@ -48,7 +48,7 @@ from corral_sdk.transport import CommandRunner
 
 __all__ = ["STOP_WAIT_SECONDS", "job_spec", "start", "status", "stop"]
 
-STOP_WAIT_SECONDS = 90.0
+STOP_WAIT_SECONDS = 45.0
 """How long stop waits for the cancelled job to end (the scheduler signals the server, which
 shuts its kernels down, then kills what is left)."""
 _STOP_POLL_SECONDS = 1.0
