@@ -943,12 +943,17 @@ class AwsCloud(AwsNetworks, CloudProviderBase):
                     Name=name,
                     Description=f"Corral OS snapshot {name} of {instance_id}",
                     NoReboot=True,
-                    TagSpecifications=[
-                        {"ResourceType": "image", "Tags": all_tags},
-                        {"ResourceType": "snapshot", "Tags": all_tags},
-                    ],
+                    TagSpecifications=[{"ResourceType": "image", "Tags": all_tags}],
                 )
                 mine = ec2.describe_images(ImageIds=[made["ImageId"]])["Images"]
+                # the disk snapshots get the tags too (for billing): those already listed
+                snapshots = [
+                    m["Ebs"]["SnapshotId"]
+                    for m in mine[0].get("BlockDeviceMappings", [])
+                    if m.get("Ebs", {}).get("SnapshotId")
+                ]
+                if snapshots:
+                    ec2.create_tags(Resources=snapshots, Tags=all_tags)
             return _image(mine[0], region, ImageSource.ACCOUNT)
 
         try:
