@@ -40,6 +40,7 @@ from corral_core.clusters.accounts import CloudAccounts
 from corral_core.clusters.models import ClusterJob, ClusterNode, ClusterSession, ProvisionStep
 from corral_core.clusters.spec import CloudClusterSpec
 from corral_core.db import Database, utcnow
+from corral_core.networks.placement import NetworkAttachment, cluster_network
 from corral_core.plugins import Kernel
 from corral_core.resources.models import Resource
 from corral_core.secrets import SecretBox
@@ -304,6 +305,14 @@ class CloudClusters:
     ) -> tuple[CloudProvider, CloudAccount, str]:
         row = await self.accounts.get(org, spec.cloud.cloud_account)
         return self.accounts.provider(row.provider), self.accounts.account(row), row.provider
+
+    async def network_of(
+        self, org: str, spec: CloudClusterSpec, region: str
+    ) -> NetworkAttachment | None:
+        """The cluster's network in ``region`` (``None`` on a cloud without networks); see
+        :mod:`corral_core.networks.placement` for what instance requests carry."""
+        row = await self.accounts.get(org, spec.cloud.cloud_account)
+        return await cluster_network(self.db, self.kernel, org, spec.cloud, row.provider, region)
 
     async def placement(
         self, provider: CloudProvider, account: CloudAccount, spec: CloudClusterSpec
@@ -669,6 +678,7 @@ class CloudClusters:
     ) -> None:
         placement = await self.placement(provider, account, spec)
         elastic = self.elastic(resource, spec, row.number, placement, row.controller_address)
+        network = await self.network_of(resource.org, spec, placement["region"])
         partitions = spec.partitions()
         # a capacity reservation's nodes are its group's costs; one unmapped since the start
         # (or whose group the owner left) launches nothing
@@ -712,6 +722,8 @@ class CloudClusters:
                         spot=partition.preemptible,
                         placement_group=partition.placement_group or None,
                         capacity_reservation_id=partition.capacity_reservation_id or None,
+                        network=None if network is None else network.placement(placed["zones"]),
+                        options={} if network is None else {"network": network.options},
                         user_data=user_data,
                         tags=self.tags(resource, row.number, "compute", partition_name)
                         | (
@@ -864,6 +876,7 @@ class CloudClusters:
         provider, account, _ = await self.account_of(resource.org, spec)
         placement = await self.placement(provider, account, spec)
         self.scheduler_for(spec, None)
+        network = await self.network_of(resource.org, spec, placement["region"])
         await steps.step(collecting, StepState.COMPLETED)
         name = self.controller_name(resource, row.number)
         controller_step = f"Controller node {name}"
@@ -887,6 +900,10 @@ class CloudClusters:
                     zones=(placement["zone"],) if placement["zone"] else (),
                     root_disk_gib=controller.root_size_gib,
                     static_ip=controller.static_ip or None,
+                    network=None
+                    if network is None
+                    else network.placement((placement["zone"],) if placement["zone"] else ()),
+                    options={} if network is None else {"network": network.options},
                     user_data=user_data,
                     tags=self.tags(resource, row.number, "controller"),
                 ),

@@ -30,6 +30,8 @@ from corral_core.identity.authn import Authenticator
 from corral_core.identity.models import Group, User
 from corral_core.identity.names import ResourceRef
 from corral_core.identity.roles import Principal
+from corral_core.networks.access import AccountAccess
+from corral_core.networks.placement import cluster_network
 from corral_core.plugins import Kernel
 from corral_core.resources.access import ResourceAccess
 from corral_core.resources.models import Resource
@@ -152,6 +154,16 @@ class ClusterService:
         provider, account, provider_name = await self.cloud.account_of(org, spec)
         self.cloud.scheduler_for(spec, None)
         placement = await self.cloud.placement(provider, account, spec)
+        await cluster_network(
+            self.db, self.kernel, org, spec.cloud, provider_name, placement["region"]
+        )
+        if spec.cloud.network:  # using a network needs the permission that manages it
+            row = await self.cloud.accounts.get(org, spec.cloud.cloud_account)
+            await AccountAccess(self.db).require(
+                await self._owner(owner),
+                row,
+                f"running a cluster on network {spec.cloud.network!r}",
+            )
         settings = self.cloud.accounts.settings
         chosen = [
             (
@@ -169,6 +181,13 @@ class ClusterService:
             await settings.allowed_types(org, provider_name), provider_name, chosen
         )
         await settings.reservation_groups(org, owner, spec.partitions())
+
+    async def _owner(self, username: str) -> Principal:
+        async with self.db.session() as session:
+            user = (await session.exec(select(User).where(col(User.username) == username))).first()
+        if user is None:
+            raise NotFound(f"user {username!r} no longer exists")
+        return await self.authn.principal(user)
 
     def _new_spec(self, data: ClusterCreate) -> ClusterSpec:
         if data.type == "cloud":
@@ -285,6 +304,7 @@ class ClusterService:
                 current["cloud"]["cloud_account"],
                 new["cloud"]["cloud_account"],
             ),
+            ("cloud.network", current["cloud"].get("network", ""), new["cloud"].get("network", "")),
         ]
         fixed += [
             (f"cloud.controller.{name}", value, new["cloud"]["controller"].get(name))
