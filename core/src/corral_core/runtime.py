@@ -227,15 +227,15 @@ class Runtime:
     async def _enqueue_nodes(self, resource_id: int) -> None:
         await self.tasks.send(CLUSTER_NODES_ACTOR, resource_id)
 
+    async def _enqueue_account_check(self, account_id: int) -> None:
+        await self.tasks.send(CLOUD_ACCOUNT_CHECK_ACTOR, account_id)
+
     async def _work_nodes(self, resource_id: int) -> None:
         """Create and delete the elastic nodes a cloud cluster's scheduler asked for."""
         async with self.db.session() as session:
             resource = await session.get(Resource, resource_id)
         if resource is None or resource.observed_state not in ("active", "failed"):
             return
-    async def _enqueue_account_check(self, account_id: int) -> None:
-        await self.tasks.send(CLOUD_ACCOUNT_CHECK_ACTOR, account_id)
-
         try:
             await self.cloud_clusters.work_nodes(resource)
         except CorralError as exc:
@@ -264,14 +264,14 @@ class Runtime:
             await self._enqueue(resource_id)
         await self.run_sessions.remove_ended()
         await self.sessions.cull_idle(self.settings.sessions.idle_minutes * 60)
+        for account_id in await self.cloud_accounts.due_validations():
+            await self._enqueue_account_check(account_id)
         runs = await self.engine.due()
         for run_id in runs:
             await self._enqueue_run(run_id)
         await self._events_appended()
         return len(due)
 
-        for account_id in await self.cloud_accounts.due_validations():
-            await self._enqueue_account_check(account_id)
     async def _sweep_forever(self) -> None:
         try:
             while not self._stop.is_set():
