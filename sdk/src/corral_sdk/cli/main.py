@@ -149,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     _identity_commands(branch, leaf)
     _cluster_commands(branch, leaf)
     _cloud_commands(branch, leaf)
+    _network_commands(branch, leaf)
     _workflow_commands(branch, leaf)
     _session_commands(branch, leaf)
 
@@ -548,6 +549,64 @@ def _cloud_commands(branch: Callable[..., Any], leaf: Callable[..., Any]) -> Non
     for command in (res_ls, res_add, res_rm):
         command.add_argument("--org", help="default: your organization")
     for command in (res_ls, res_add):
+        _output_flag(command, OUTPUT_TABLE_JSON, "table")
+
+
+def _network_commands(branch: Callable[..., Any], leaf: Callable[..., Any]) -> None:
+    """networks: ls, create, get, update, delete."""
+    module = "corral_sdk.cli.commands.networks"
+    networks = branch("networks", "your organization's networks in its cloud accounts")
+    ls = leaf(networks, "ls", f"{module}:ls", "list networks", ["list"])
+    ls.add_argument("--cloud-account", help="only this cloud account's")
+    region_help = "REGION=CIDR[@ZONE], e.g. us-east-1=10.0.0.0/16 (repeat; CIDRs may not overlap)"
+    create = leaf(
+        networks,
+        "create",
+        f"{module}:create",
+        "create a network (org:admin or the account's network permission); it is provisioned "
+        "at once",
+    )
+    create.add_argument("name", help="lowercase letters and digits")
+    create.add_argument("--cloud-account", required=True)
+    create.add_argument(
+        "--region",
+        action="append",
+        dest="regions",
+        required=True,
+        metavar="REGION=CIDR",
+        help=region_help,
+    )
+    update = leaf(
+        networks,
+        "update",
+        f"{module}:update",
+        "change a network's regions (--region replaces them all), mode or options: it is "
+        "provisioned again",
+    )
+    update.add_argument("name")
+    update.add_argument(
+        "--region", action="append", dest="regions", metavar="REGION=CIDR", help=region_help
+    )
+    for command in (create, update):
+        command.add_argument("--mode", help="the provider's networking mode (AWS: see the docs)")
+        command.add_argument(
+            "--option",
+            action="append",
+            dest="options",
+            metavar="KEY=VALUE",
+            help="a provider option, e.g. enable_nat_gateway=true (repeat; replaces all)",
+        )
+        command.add_argument("--description")
+    get = leaf(networks, "get", f"{module}:get", "a network and the status of its resources")
+    get.add_argument("name")
+    delete = leaf(
+        networks, "delete", f"{module}:delete", "deprovision a network (Deleting, then gone)"
+    )
+    delete.add_argument("name")
+    for command in (create, update, delete):
+        command.add_argument("--wait", action="store_true", help="wait until it settles")
+        command.add_argument("--wait-timeout", type=float, default=1800.0, help="seconds")
+    for command in (ls, create, update, get):
         _output_flag(command, OUTPUT_TABLE_JSON, "table")
 
 
