@@ -74,7 +74,6 @@ PY
 _PREPARE = r"""
 umask 077
 mkdir -p "$d"
-echo "home=$HOME"
 [ -s "$d/job" ] && echo "job=$(cat "$d/job")"
 exit 0
 """
@@ -241,9 +240,6 @@ async def start(
         if not job.state.terminal and job.state is not JobState.UNKNOWN:
             await log.log(f"Jupyter's job {job_id} was submitted before: {_job_words(job)}")
             return await status(spec, options, {"job": job_id}, runner, scheduler)
-    home = prepared.get("home", "")
-    if not home.startswith("/"):
-        raise ProviderError(f"could not find the home directory on {runner.target}")
     fresh = await run_report(runner, _script(spec, _FRESH), "prepare Jupyter's job")
     directory = fresh.get("directory", "")
     if not directory.startswith("/"):
@@ -255,7 +251,14 @@ async def start(
         raise Invalid(f"{field}: {exc.message}", field=field) from None
     await run_report(runner, _script(spec, _RECORD, JOB=submitted.job_id), "record Jupyter's job")
     await log.log(f"submitted Jupyter's job {submitted.job_id} on {runner.target}")
-    return await status(spec, options, {"job": submitted.job_id}, runner, scheduler)
+    try:
+        return await status(spec, options, {"job": submitted.job_id}, runner, scheduler)
+    except CorralError as exc:  # the job is submitted: keep its id, look again later
+        return SessionStatus(
+            state=SessionState.STARTING,
+            message=f"submitted job {submitted.job_id} ({exc.message})",
+            data={"placement": "compute", "job": submitted.job_id},
+        )
 
 
 async def _job_id(spec: SessionSpec, data: Mapping[str, str], runner: CommandRunner) -> str | None:
