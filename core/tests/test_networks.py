@@ -562,3 +562,24 @@ async def test_clusters_are_placed_in_their_networks_region(env: Env) -> None:
         )
         is None
     )
+
+
+async def test_a_cloud_clusters_network_is_looked_up_through_its_account(env: Env) -> None:
+    from corral_core.clusters.spec import CloudClusterSpec
+
+    network_id = await env.create("net1", ("r1", "10.0.0.0/16"))
+    await reconcile(env, network_id)
+    spec = msgspec.convert(
+        {
+            "type": "cloud",
+            "cloud": {"cloud_account": "lab", "network": "net1", "partitions": [{"name": "a"}]},
+        },
+        CloudClusterSpec,
+    )
+    attached = await env.runtime.cloud_clusters.network_of(env.admin.org, spec, "r1")
+    assert attached is not None and attached.placement().network_id == "vpc-r1"
+    local = msgspec.convert(
+        {"type": "cloud", "cloud": {"cloud_account": "local", "partitions": [{"name": "a"}]}},
+        CloudClusterSpec,
+    )
+    assert await env.runtime.cloud_clusters.network_of(env.admin.org, local, "r1") is None
