@@ -57,7 +57,13 @@ class Lab:
         self.principal = principal
         self.root = root
         self.executors: dict[str, WorkspaceExecutor] = {}
-        self.runs = RunService(runtime.db, runtime.workflows, runtime.secrets, self._enqueue)
+        self.runs = RunService(
+            runtime.db,
+            runtime.workflows,
+            runtime.secrets,
+            self._enqueue,
+            sources=runtime.runs.sources,
+        )
         self.engine = self.new_engine()
 
     async def _enqueue(self, run_id: int) -> None:
@@ -83,14 +89,9 @@ class Lab:
         )
 
     async def start_subrun(
-        self, parent: WorkflowRun, step: RunStep, name: str, inputs: dict[str, Any]
+        self, parent: WorkflowRun, step: RunStep, uses: str, inputs: dict[str, Any]
     ) -> int:
-        run = await self.runs.start(
-            self.principal,
-            ResourceRef(self.principal.username, name),
-            inputs,
-            parent=Parent(parent, step),
-        )
+        run = await self.runs.start_uses(self.principal, uses, inputs, parent=Parent(parent, step))
         return run.id or 0
 
     async def create(self, name: str, yaml: str) -> None:

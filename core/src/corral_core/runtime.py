@@ -28,7 +28,6 @@ from corral_core.db import Database
 from corral_core.events.bus import EventLog, InProcessPubSub, PubSub, RedisPubSub
 from corral_core.events.dispatch import deliver_events_to_plugins
 from corral_core.identity.authn import Authenticator
-from corral_core.identity.names import ResourceRef
 from corral_core.identity.service import IdentityService
 from corral_core.leases import try_acquire_lease
 from corral_core.migrations import current_revision, head_revision
@@ -51,6 +50,7 @@ from corral_core.workflows.engine import RunEngine
 from corral_core.workflows.models import RunStep, WorkflowRun
 from corral_core.workflows.runs import Parent, RunService
 from corral_core.workflows.service import WorkflowService
+from corral_core.workflows.sources import WorkflowSources
 from corral_core.workflows.spec import WORKFLOW_KIND, WorkflowReconciler
 from corral_core.workflows.targets import StepTargets
 from corral_core.workflows.variables import OrgVariableService
@@ -154,7 +154,13 @@ class Runtime:
             self.db, kernel, self.targets, self.resources, protected_ports=_own_ports(settings)
         )
         self.reconciler.bind(SESSION_KIND, SessionReconciler(self.sessions))
-        self.runs = RunService(self.db, self.workflows, self.secrets, self._enqueue_run)
+        self.runs = RunService(
+            self.db,
+            self.workflows,
+            self.secrets,
+            self._enqueue_run,
+            sources=WorkflowSources(kernel.workflow_sources(), settings.workflows),
+        )
         self.engine = RunEngine(
             self.db,
             self.targets.executor_for,
@@ -203,13 +209,13 @@ class Runtime:
         await self.tasks.send(WORKFLOW_RUNS_ACTOR, run_id)
 
     async def _start_subrun(
-        self, parent: WorkflowRun, step: RunStep, name: str, inputs: dict[str, Any]
+        self, parent: WorkflowRun, step: RunStep, uses: str, inputs: dict[str, Any]
     ) -> int:
-        """The run of a step's ``uses: workflow/<name>``: the user's own workflow, as them."""
+        """The run of a step's ``uses:`` (``workflow/<name>``, ``github/...``), as its user."""
         principal = await self.targets.principal(parent.username)
-        run = await self.runs.start(
+        run = await self.runs.start_uses(
             principal,
-            ResourceRef(principal.username, name),
+            uses,
             inputs,
             resolve=self.targets.resolver(principal),
             parent=Parent(parent, step),

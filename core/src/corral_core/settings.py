@@ -32,6 +32,7 @@ __all__ = [
     "SecretsSettings",
     "ServerSettings",
     "Settings",
+    "WorkflowSettings",
     "default_data_dir",
     "load_settings",
 ]
@@ -114,6 +115,28 @@ class SessionSettings(_Section, frozen=True, kw_only=True):
     (0: never)."""
 
 
+class WorkflowSettings(_Section, frozen=True, kw_only=True):
+    """Workflows."""
+
+    github_url: str = "https://github.com"
+    """Where ``uses: github/<owner>/<repo>@<ref>`` fetches ``<github_url>/<owner>/<repo>.git``
+    from: a GitHub Enterprise server's URL works. No credentials are sent: public repositories
+    (or ones the server shows without signing in) only."""
+
+    def __post_init__(self) -> None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.github_url)
+        if parts.scheme not in ("https", "http", "file") or (
+            parts.scheme != "file" and not parts.hostname
+        ):
+            raise ValueError(
+                f"github_url {self.github_url!r} is not an https:// (or http://, file://) URL"
+            )
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("github_url must not hold a user name or password (none are sent)")
+
+
 class SecretsSettings(_Section, frozen=True, kw_only=True):
     key: str = ""
     """A Fernet key (urlsafe base64, 32 bytes). Empty: a key file in the data directory."""
@@ -155,6 +178,7 @@ class Settings(_Section, frozen=True, kw_only=True):
     ssh: SSHSettings = msgspec.field(default_factory=SSHSettings)
     clusters: ClusterSettings = msgspec.field(default_factory=ClusterSettings)
     sessions: SessionSettings = msgspec.field(default_factory=SessionSettings)
+    workflows: WorkflowSettings = msgspec.field(default_factory=WorkflowSettings)
     secrets: SecretsSettings = msgspec.field(default_factory=SecretsSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     bootstrap: BootstrapSettings = msgspec.field(default_factory=BootstrapSettings)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         SessionTypeRecord,
         StorageTypeRecord,
         WorkflowActionRecord,
+        WorkflowSourceRecord,
     )
 
 __all__ = ["PROJECT_NAME", "hookspec"]
@@ -180,6 +181,30 @@ def corral_register_workflow_actions() -> Sequence[WorkflowActionRecord]:
         def corral_register_workflow_actions():
             return [WorkflowActionRecord(name="checkout", factory="corral_git.actions:Checkout",
                                          config=CheckoutInputs)]
+    """
+
+
+@hookspec
+def corral_register_workflow_sources() -> Sequence[WorkflowSourceRecord]:
+    """Register workflow sources, used in workflow YAML as ``uses: <name>/<reference>``.
+
+    Called once per process when the kernel builds its registry. All results are collected.
+    Corral's own ``github`` source (``uses: github/<owner>/<repo>@<ref>``) is registered
+    through this very hook; ``workflow``, ``corral`` and ``parallelworks`` are taken. A step
+    naming a source nobody registered fails with the source's name.
+
+    :return: a list of :class:`~corral_sdk.records.WorkflowSourceRecord`; each factory builds a
+        :class:`~corral_sdk.providers.workflow_source.WorkflowSource`, which turns a reference
+        into the YAML of the workflow to run as a sub-run and an identity for the recursion
+        check (the kernel refuses recursion and chains deeper than 5 across every source).
+
+    Example::
+
+        @hookimpl
+        def corral_register_workflow_sources():
+            return [WorkflowSourceRecord(name="marketplace",
+                                         factory="corral_marketplace.source:Marketplace",
+                                         docs="Published marketplace workflows.")]
     """
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "SessionTypeRecord",
     "StorageTypeRecord",
     "WorkflowActionRecord",
+    "WorkflowSourceRecord",
     "load_object",
 ]
 
@@ -149,6 +150,26 @@ class WorkflowActionRecord(Registration, frozen=True, kw_only=True):
 
     kind: ClassVar[str] = "workflow_action"
     features: frozenset[WorkflowActionFeature] = frozenset()
+
+
+WORKFLOW_SOURCE_RESERVED = frozenset({"workflow", "corral", "parallelworks"})
+"""``uses:`` prefixes no workflow source may take: the user's own workflows, and actions."""
+
+
+class WorkflowSourceRecord(Registration, frozen=True, kw_only=True):
+    """Where ``uses: <name>/...`` workflows come from (``github``, ``marketplace``),
+    implementing ``WorkflowSource``; ``name`` is the prefix before the first ``/``. The factory
+    is called with no arguments. ``workflow``, ``corral`` and ``parallelworks`` are taken."""
+
+    kind: ClassVar[str] = "workflow_source"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.name in WORKFLOW_SOURCE_RESERVED:
+            raise PluginError(
+                f"workflow source name {self.name!r} is taken: `uses: {self.name}/...` names "
+                + ("the user's own workflows" if self.name == "workflow" else "actions")
+            )
 
 
 class ResourceKindRecord(Registration, frozen=True, kw_only=True):

@@ -1,9 +1,9 @@
 """Corral's built-in plugin: what ships with the kernel, registered through the public hooks.
 
-The kernel dogfoods its own plugin API: the built-in password sign-in and the built-in workflow
-actions are registered here exactly as a third party's would be. The tunnel and link session
-types join them in the issue that builds them. It is listed by ``corral plugins ls`` like any
-other plugin.
+The kernel dogfoods its own plugin API: the built-in password sign-in, the built-in workflow
+actions, the tunnel, service-json and link session types and the ``github`` workflow source are
+registered here exactly as a third party's would be. It is listed by ``corral plugins ls`` like
+any other plugin.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from corral_sdk.records import (
     ResourceKindRecord,
     SessionTypeRecord,
     WorkflowActionRecord,
+    WorkflowSourceRecord,
 )
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "corral_register_resource_kinds",
     "corral_register_session_types",
     "corral_register_workflow_actions",
+    "corral_register_workflow_sources",
 ]
 
 
@@ -93,6 +95,20 @@ def corral_register_workflow_actions() -> list[WorkflowActionRecord]:
             docs="Wait for an agent started by scheduler-agent with `wait: false`; outputs "
             "remoteHost and sshPort, or fails as soon as the agent's job ends.",
         ),
+    ]
+
+
+@hookimpl
+def corral_register_workflow_sources() -> list[WorkflowSourceRecord]:
+    return [
+        WorkflowSourceRecord(
+            name="github",
+            # Corral hands it the `[workflows] github_url` setting (WorkflowSources)
+            factory="corral_core.workflows.github:GitHubWorkflows",
+            docs="`uses: github/<owner>/<repo>[/<path>]@<ref>`: the workflow file of a git "
+            "repository on GitHub (or the GitHub Enterprise server of `[workflows] github_url`) "
+            "at a branch, tag or full commit SHA, fetched when the step starts.",
+        )
     ]
 
 

@@ -33,6 +33,7 @@ from corral_sdk.records import (
     SessionTypeRecord,
     StorageTypeRecord,
     WorkflowActionRecord,
+    WorkflowSourceRecord,
 )
 from corral_sdk.wire import PluginInfo, Registered
 
@@ -56,6 +57,7 @@ REGISTRATION_HOOKS: dict[str, tuple[str, type[Registration]]] = {
     "corral_register_session_types": ("session_type", SessionTypeRecord),
     "corral_register_workflow_actions": ("workflow_action", WorkflowActionRecord),
     "corral_register_resource_kinds": ("resource_kind", ResourceKindRecord),
+    "corral_register_workflow_sources": ("workflow_source", WorkflowSourceRecord),
 }
 
 
@@ -266,6 +268,12 @@ class Kernel:
 
     def workflow_action(self, name: str) -> WorkflowActionRecord:
         return self._get("workflow_action", name)  # type: ignore[return-value]
+
+    def workflow_sources(self) -> Mapping[str, WorkflowSourceRecord]:
+        return self._records["workflow_source"]  # type: ignore[return-value]
+
+    def workflow_source(self, name: str) -> WorkflowSourceRecord:
+        return self._get("workflow_source", name)  # type: ignore[return-value]
 
     def resource_kinds(self) -> Mapping[str, ResourceKindRecord]:
         return self._records["resource_kind"]  # type: ignore[return-value]

@@ -44,6 +44,7 @@ from corral_core.workflows.executors import StepExecutor, StepLaunch, StepStatus
 from corral_core.workflows.format import Job, Session, Step, Workflow
 from corral_core.workflows.loader import load
 from corral_core.workflows.models import RunJob, RunLogLine, RunStep, WorkflowRun
+from corral_core.workflows.sources import ACTION_PREFIXES
 from corral_sdk.errors import CorralError, Invalid, NotFound, PermissionDenied
 from corral_sdk.features import WorkflowActionFeature
 from corral_sdk.providers.action import ActionResult, ReleasingAction, WorkflowAction
@@ -72,9 +73,11 @@ Enqueue = Callable[[int], Awaitable[None]]
 ActionLookup = Callable[[str], WorkflowActionRecord | None]
 """The registered action of a name (``checkout``), or ``None``."""
 StartSubRun = Callable[[WorkflowRun, RunStep, str, dict[str, Any]], Awaitable[int]]
-"""Start (or find, when it was started already) the run of ``uses: workflow/<name>`` for a step
-and attempt, with the step's rendered ``with:`` as its inputs; returns the run's id. Raises
-``CorralError`` (recursion, depth, an unknown workflow, a bad input)."""
+"""Start (or find, when it was started already) the run of a step's rendered ``uses:``
+(``workflow/<name>``, or a workflow source's ``github/o/r@ref``) for a step and attempt, with the
+step's rendered ``with:`` as its inputs (:meth:`~corral_core.workflows.runs.RunService.start_uses`);
+returns the run's id. Raises ``CorralError`` (recursion, depth, an unknown workflow or source, a
+bad input)."""
 
 
 class RunTokens(Protocol):
@@ -101,7 +104,6 @@ class RunSessionStore(Protocol):
     async def remove_ended(self, run_id: int | None = None) -> int: ...
 
 
-ACTION_NAMESPACES = ("parallelworks/", "corral/")
 ACTION_HANDLE = "action"
 SUBRUN_HANDLE = "run:"
 
@@ -722,7 +724,8 @@ class RunEngine:
     async def _uses(
         self, state: _Run, job: RunJob, spec: Job, step: RunStep, contexts: dict[str, Any]
     ) -> bool:
-        """Start a ``uses:`` step: a sub-workflow's run, or a registered action."""
+        """Start a ``uses:`` step: a registered action, or a sub-workflow's run (the user's own
+        workflow, or a workflow source's: an unknown source fails the step naming it)."""
         step_spec = spec.steps[step.index]
         uses = expressions.to_text(expressions.render(step_spec.uses or "", contexts)).strip()
         with_values = expressions.render_deep(dict(step_spec.with_), contexts)
@@ -730,18 +733,12 @@ class RunEngine:
             with_values = {}
         if not step.name:
             step.name = step_spec.name or uses
-        if uses.startswith("workflow/"):
-            return await self._start_subrun(state, job, step, uses, with_values)
-        for namespace in ACTION_NAMESPACES:
+        for namespace in ACTION_PREFIXES:
             if uses.startswith(namespace):
                 return await self._start_action(
                     state, job, spec, step, uses.removeprefix(namespace), with_values, contexts
                 )
-        self._fail(
-            state, job, step, f"uses {uses}: marketplace and GitHub workflows cannot run in "
-            "this installation (no marketplace is installed)",
-        )  # fmt: skip
-        return False
+        return await self._start_subrun(state, job, step, uses, with_values)
 
     def _started(self, state: _Run, job: RunJob, step: RunStep, detail: str) -> None:
         step.started_at = step.started_at or utcnow()
@@ -759,9 +756,7 @@ class RunEngine:
             self._fail(state, job, step, f"uses {uses}: sub-workflows cannot run here")
             return False
         try:
-            child = await self.start_subrun(
-                state.row, step, uses.removeprefix("workflow/"), with_values
-            )
+            child = await self.start_subrun(state.row, step, uses, with_values)
         except CorralError as exc:
             self._fail(state, job, step, f"uses {uses}: {exc.message}")
             return False
@@ -1121,7 +1116,7 @@ class RunEngine:
         if child is None:
             self._conclude(state, job, step, {}, f"its run {child_id} was deleted")
             return
-        workflow = child.plan.get("workflow", "")
+        workflow = child.plan.get("uses") or child.plan.get("workflow", "")
         for line in lines:
             where = f"{workflow}/{line.job}" if line.job else workflow
             state.log(job.name, step.index, f"[{where}] {line.line}")

@@ -40,8 +40,11 @@ MAX_YAML_BYTES = 1_000_000
 _USES = re.compile(
     r"^(?:workflow/[a-z0-9_]{2,255}"
     r"|marketplace/[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)?"
-    r"|github/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+@[A-Za-z0-9_./-]+"
-    r"|(?:parallelworks|corral)/[a-z0-9-]+)$"
+    r"|github/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_./-]+)?@[A-Za-z0-9_./-]+"
+    r"|(?:parallelworks|corral)/[a-z0-9-]+"
+    # a plugin's workflow source (corral_register_workflow_sources), checked when a run starts
+    r"|(?!(?:workflow|marketplace|github|parallelworks|corral)/)[a-z][a-z0-9_-]*/[A-Za-z0-9_.@/-]+"
+    r")$"
 )
 # a value that is only a {{ ... }} expression (YAML would read a flow mapping): quote it
 _BARE_BRACES = re.compile(
@@ -375,7 +378,8 @@ def _check_job(
                 checker.problem(
                     (*where, "uses"),
                     f"uses {step.uses!r}: expected workflow/<name>, marketplace/<slug>[/<version>]"
-                    ", github/<owner>/<repo>@<ref> or parallelworks/<action>",
+                    ", github/<owner>/<repo>[/<path>]@<ref>, parallelworks/<action> or "
+                    "<source>/<reference> (an installed workflow source's)",
                 )
             elif workflow and step.uses == f"workflow/{workflow}":
                 checker.problem(

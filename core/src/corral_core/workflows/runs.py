@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import uuid
@@ -24,40 +25,53 @@ from corral_core.secrets import SecretBox
 from corral_core.workflows import expressions
 from corral_core.workflows.format import Workflow
 from corral_core.workflows.inputs import FormValues, Resolver, resolve_inputs
+from corral_core.workflows.loader import load
 from corral_core.workflows.models import RUN_STATUSES, RunJob, RunStep, WorkflowRun
 from corral_core.workflows.plan import plan
 from corral_core.workflows.service import WorkflowService
+from corral_core.workflows.sources import WORKFLOW_PREFIX, WorkflowSources, is_action
 from corral_core.workflows.variables import org_variables
-from corral_sdk.errors import Conflict, Invalid, NotFound, PermissionDenied
+from corral_sdk.errors import Conflict, CorralError, Invalid, NotFound, PermissionDenied
+from corral_sdk.providers.workflow_source import ResolvedWorkflow
 
 __all__ = ["MAX_DEPTH", "Parent", "RunService"]
 
 Enqueue = Callable[[int], Awaitable[None]]
 MAX_DEPTH = 5
-"""Workflows calling workflows (``uses: workflow/...``): at most 5 layers, the first included."""
+"""Workflows calling workflows (``uses: workflow/...``, ``github/...``, any source's): at most 5
+layers, the first included."""
 
 
 @dataclass(frozen=True)
 class Parent:
-    """The run and step (attempt) whose ``uses: workflow/...`` starts a run."""
+    """The run and step (attempt) whose ``uses:`` (``workflow/...``, ``github/...``) starts a
+    run."""
 
     run: WorkflowRun
     step: RunStep
 
     @property
     def chain(self) -> list[str]:
-        """The workflows from the outermost run down to the parent's."""
+        """The workflows from the outermost run down to the parent's: names of the user's own,
+        identities (``github/o/r/workflow.yaml@<commit>``) of the others."""
         return list(self.run.plan.get("chain") or [self.run.plan.get("workflow", "")])
 
 
 class RunService:
     def __init__(
-        self, db: Database, workflows: WorkflowService, secrets: SecretBox, enqueue: Enqueue
+        self,
+        db: Database,
+        workflows: WorkflowService,
+        secrets: SecretBox,
+        enqueue: Enqueue,
+        *,
+        sources: WorkflowSources | None = None,
     ) -> None:
         self.db = db
         self.workflows = workflows
         self.secrets = secrets
         self.enqueue = enqueue
+        self.sources = sources or WorkflowSources({})
 
     async def start(
         self,
@@ -81,7 +95,7 @@ class RunService:
         loaded = self.workflows.check(version.yaml, resource.name)
         workflow = loaded.workflow
         chain = [*(parent.chain if parent is not None else []), resource.name]
-        await self._check_uses(principal, workflow, chain)
+        await self._check_uses(principal, workflow, chain, {})
         submitted = dict(inputs)
         if configuration:
             saved = workflow.configurations.get(configuration)
@@ -144,6 +158,7 @@ class RunService:
         chain: list[str],
         parent: Parent | None,
         commit: str = "",
+        uses: str = "",
     ) -> WorkflowRun:
         async with self.db.session() as session:
             last = (
@@ -180,6 +195,8 @@ class RunService:
                     "chain": chain,
                     # a remote workflow's: the commit its YAML was fetched at
                     "commit": commit,
+                    # a workflow source's (github/o/r@ref): what the calling step named
+                    **({"uses": uses} if uses else {}),
                 },
                 parent_run_id=parent.run.id if parent is not None else None,
                 parent_step_id=parent.step.id if parent is not None else None,
@@ -227,10 +244,18 @@ class RunService:
                 )
             ).first()
 
-    async def _check_uses(self, principal: Principal, workflow: Workflow, chain: list[str]) -> None:
-        """Follow ``uses: workflow/<name>`` (the names written out, not expressions) through
-        the caller's workflows: no workflow may call one already in the chain, and the chain
-        may be at most :data:`MAX_DEPTH` long."""
+    async def _check_uses(
+        self,
+        principal: Principal,
+        workflow: Workflow,
+        chain: list[str],
+        seen: dict[str, ResolvedWorkflow],
+    ) -> None:
+        """Follow every ``uses:`` that calls a workflow (the references written out, not
+        expressions) through the user's own workflows and every workflow source: no workflow
+        may call one already in the chain, the chain may be at most :data:`MAX_DEPTH` long,
+        and every workflow called must exist. ``seen`` keeps what sources returned, so one
+        reference is fetched once per check."""
         if len(chain) > MAX_DEPTH:
             raise Invalid(
                 f"uses: workflows nest {len(chain)} deep ({' → '.join(chain)}); "
@@ -240,26 +265,95 @@ class RunService:
         for job in workflow.jobs.values():
             for step in job.steps:
                 uses = step.uses or ""
-                if not uses.startswith("workflow/") or expressions.has_expressions(uses):
+                if not uses or is_action(uses) or expressions.has_expressions(uses):
                     continue
-                name = uses.removeprefix("workflow/")
-                if name in chain:
-                    raise Invalid(
-                        f"uses: {' → '.join([*chain, name])} calls {name} again (recursion)",
-                        field="uses",
-                    )
-                try:
-                    called = await self.workflows.require(
-                        principal, ResourceRef(principal.username, name), "run"
-                    )
-                except NotFound:
-                    raise Invalid(
-                        f"uses: {uses}: {principal.username} has no workflow {name!r}",
-                        field="uses",
-                    ) from None
-                yaml = (await self.workflows.yaml_to_run(called)).yaml
-                await self._check_uses(principal, self.workflows.check(yaml, name).workflow,
-                                       [*chain, name])  # fmt: skip
+                if uses.startswith(WORKFLOW_PREFIX):
+                    name = uses.removeprefix(WORKFLOW_PREFIX)
+                    self._refuse_recursion(chain, name, name)
+                    try:
+                        called = await self.workflows.require(
+                            principal, ResourceRef(principal.username, name), "run"
+                        )
+                    except NotFound:
+                        raise Invalid(
+                            f"uses: {uses}: {principal.username} has no workflow {name!r}",
+                            field="uses",
+                        ) from None
+                    yaml = (await self.workflows.yaml_to_run(called)).yaml
+                    await self._check_uses(principal, self.workflows.check(yaml, name).workflow,
+                                           [*chain, name], seen)  # fmt: skip
+                    continue
+                if uses not in seen:
+                    seen[uses] = await self._resolve(principal, uses)
+                resolved = seen[uses]
+                self._refuse_recursion(chain, resolved.identity, uses)
+                called_workflow = self._load_resolved(resolved, uses)
+                await self._check_uses(principal, called_workflow, [*chain, resolved.identity],
+                                       seen)  # fmt: skip
+
+    @staticmethod
+    def _refuse_recursion(chain: list[str], identity: str, uses: str) -> None:
+        if identity in chain:
+            again = uses if identity == uses else f"{uses} ({identity})"
+            raise Invalid(
+                f"uses: {' → '.join([*chain, identity])} calls {again} again (recursion)",
+                field="uses",
+            )
+
+    async def _resolve(self, principal: Principal, uses: str) -> ResolvedWorkflow:
+        """What a workflow source returns for ``uses``; its error, naming ``uses``."""
+        try:
+            return await self.sources.resolve(uses, username=principal.username, org=principal.org)
+        except CorralError as exc:
+            raise _naming(exc, f"uses: {uses}: {exc.message}") from None
+
+    @staticmethod
+    def _load_resolved(resolved: ResolvedWorkflow, uses: str) -> Workflow:
+        return load(resolved.yaml, source=f"uses: {uses}").workflow
+
+    async def start_uses(
+        self,
+        principal: Principal,
+        uses: str,
+        inputs: Mapping[str, Any],
+        *,
+        parent: Parent,
+        resolve: Resolver | None = None,
+    ) -> WorkflowRun:
+        """The run of a step's (rendered) ``uses:``, started once per step attempt however
+        often this is called: one of the user's own workflows (``workflow/<name>``,
+        :meth:`start`), or the workflow a source resolves (``github/o/r@ref``) now. The
+        latter has no workflow of its own in Corral: its run is recorded among the calling
+        workflow's runs (numbered with them), with ``plan.uses`` saying what ran. Refused as
+        :meth:`start` refuses (inputs, organization variables, recursion and depth), and with
+        the source's error when it cannot give the workflow."""
+        if uses.startswith(WORKFLOW_PREFIX):
+            ref = ResourceRef(principal.username, uses.removeprefix(WORKFLOW_PREFIX))
+            return await self.start(principal, ref, inputs, resolve=resolve, parent=parent)
+        if (started := await self._child_of(parent)) is not None:
+            return started
+        # the source's own errors: the step they fail names `uses`
+        resolved = await self.sources.resolve(uses, username=principal.username, org=principal.org)
+        workflow = load(resolved.yaml, source="workflow").workflow
+        chain = [*parent.chain, resolved.identity]
+        self._refuse_recursion(parent.chain, resolved.identity, uses)
+        await self._check_uses(principal, workflow, chain, {uses: resolved})
+        async with self.db.session() as session:
+            caller = await session.get(Resource, parent.run.resource_id)
+        if caller is None or caller.id is None:
+            raise NotFound(f"the workflow of run {parent.run.slug} no longer exists")
+        org = await self._org_for(principal, workflow)
+        schema = (
+            workflow.on.execute.inputs
+            if workflow.on is not None and workflow.on.execute is not None
+            else {}
+        )
+        form = await resolve_inputs(schema, dict(inputs), org=org, resolve=resolve)
+        planned = plan(workflow, {"inputs": form.values, "org": org})
+        return await self._insert(
+            caller.id, ResourceRef(caller.owner, caller.name), principal, 0, resolved.yaml,
+            form, planned, workflow, org, chain, parent, resolved.version, uses,
+        )  # fmt: skip
 
     async def get(self, principal: Principal, run_id: int) -> WorkflowRun:
         async with self.db.session() as session:
@@ -430,7 +524,7 @@ class RunService:
         assert resource.id is not None
         workflow = self.workflows.check(original.yaml, resource.name).workflow
         chain = [resource.name]
-        await self._check_uses(principal, workflow, chain)
+        await self._check_uses(principal, workflow, chain, {})
         org = await self._org_for(principal, workflow)
         hidden: dict[str, Any] = (
             json.loads(self.secrets.decrypt(original.secret_inputs))
@@ -443,3 +537,14 @@ class RunService:
             resource.id, workflow_ref, principal, original.version, original.yaml,
             form, planned, workflow, org, chain, None, original.plan.get("commit", ""),
         )  # fmt: skip
+
+
+def _naming(error: CorralError, message: str) -> CorralError:
+    """``error`` with ``message`` instead of its own (same class, reason and details); a
+    workflow the reference names that is not there is the reference's fault (422)."""
+    if isinstance(error, Invalid | NotFound):
+        return Invalid(message, field="uses", reason=error.reason)
+    renamed = copy.copy(error)
+    renamed.message = renamed.log_message = message
+    renamed.args = (message,)
+    return renamed

@@ -14,6 +14,7 @@ kind (module)                 the factory is called as       feature table
 :class:`AIProvider`           ``factory(config)``            ``AI_FEATURE_METHODS``
 :class:`SessionType`          ``factory()``                  ``SESSION_FEATURE_METHODS``
 :class:`WorkflowAction`       ``factory()``                  ``ACTION_FEATURE_METHODS``
+:class:`WorkflowSource`       ``factory()``                  (no features)
 ============================  =============================  ==============================
 
 ``config`` is the record's ``config`` struct decoded from the resource's settings (``None`` when
@@ -64,6 +65,7 @@ from corral_sdk.providers.scheduler import (
 )
 from corral_sdk.providers.session import SESSION_FEATURE_METHODS, SessionType
 from corral_sdk.providers.storage import STORAGE_FEATURE_METHODS, StorageBase, StorageType
+from corral_sdk.providers.workflow_source import ResolvedWorkflow, WorkflowSource
 
 __all__ = [
     "ACTION_FEATURE_METHODS",
@@ -85,6 +87,7 @@ __all__ = [
     "MethodKind",
     "ProgressLog",
     "ReleasingAction",
+    "ResolvedWorkflow",
     "Scheduler",
     "SchedulerBase",
     "SessionType",
@@ -92,6 +95,7 @@ __all__ = [
     "StorageBase",
     "StorageType",
     "WorkflowAction",
+    "WorkflowSource",
     "is_unsupported",
     "is_unsupported_default",
     "optional_methods",
