@@ -166,6 +166,15 @@ def test_a_tunnel_session_is_served_behind_the_platforms_sign_in(
         assert shared.status_code == 200, shared.text
         assert client.get("/sessions/alice/app1/", headers=bob).status_code == 200
 
+        # the proxy keeps an allowed caller for a moment (ACCESS_SECONDS): no longer shared,
+        # bob is refused again soon after
+        unshared = client.delete("/api/resources/alice/app1/grants/team", headers=alice)
+        assert unshared.status_code == 204, unshared.text
+        deadline = time.monotonic() + 15
+        while (again := client.get("/sessions/alice/app1/", headers=bob)).status_code != 404:
+            assert again.status_code == 200 and time.monotonic() < deadline, again.text
+            time.sleep(0.2)
+
     async def talk() -> str:
         async with websockets.connect(
             f"ws{server.url[4:]}/sessions/alice/app1/ws",

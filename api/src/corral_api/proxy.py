@@ -149,7 +149,7 @@ class _Proxy:
         return resource
 
     def _forget(self, resource: Resource) -> None:
-        """Read the session again on its next request (its service failed)."""
+        """Read the session again on its next request (its service failed or is gone)."""
         for key in [k for k, (r, _) in self._allowed.items() if r.id == resource.id]:
             del self._allowed[key]
 
@@ -196,6 +196,7 @@ class _Proxy:
             try:
                 backend = await runtime.sessions.backend(resource, fresh=attempt == 2)
             except CorralError as exc:
+                self._forget(resource)
                 await _plain(send, 503, f"the session is not reachable: {exc.message}")
                 return
             try:
