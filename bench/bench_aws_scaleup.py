@@ -1,8 +1,8 @@
 """A 200-node scale-up on AWS (moto in server mode): what Slurm's ResumeProgram asks of Corral
 when 200 nodes of one partition power up, done by the AWS provider as one batch
-(``create_instances`` with 200 names: one ``RunInstances`` with ``MinCount = MaxCount = 200``, then
-the per-instance ``Name`` tags side by side), beside the same 200 instances requested one per
-call in the same run (the baseline).
+(``create_instances`` with 200 names: one ``RunInstances`` with ``MinCount = MaxCount = 200``
+whose instances take their names by launch index, see ``corral_aws.names``), beside the same
+200 instances requested one per call in the same run (the baseline).
 
 Printed: wall time to all instances requested, and AWS API calls made (counted at the HTTP
 proxy between boto3 and moto, the tests' fault proxy with no faults). Target: batched at least

@@ -11,6 +11,7 @@ import pytest
 from conftest import make_account
 from http_faults import Ec2Extras, FaultProxy, Reservation
 
+from corral_aws.names import compact
 from corral_aws.provider import TAG_REQUEST, AwsCloud
 from corral_sdk.errors import Conflict, Invalid, NotFound, ProviderError, TransportError
 from corral_sdk.providers.cloud import (
@@ -102,7 +103,9 @@ async def test_a_batch_is_one_run_instances_with_tags_groups_user_data_and_place
         assert [g["GroupId"] for g in described["SecurityGroups"]] == [group]
         assert described["SubnetId"] == subnet
         data = client.describe_instance_attribute(InstanceId=instance.id, Attribute="userData")
-        assert base64.b64decode(data["UserData"]["Value"]).decode().endswith("/tmp/boot\n")
+        sent_script = base64.b64decode(data["UserData"]["Value"]).decode()
+        # the kernel's script, after the prelude that names the host by its launch index
+        assert "meta ami-launch-index" in sent_script and "/tmp/boot\n" in sent_script
         volumes = client.describe_volumes(
             Filters=[{"Name": "attachment.instance-id", "Values": [instance.id]}]
         )["Volumes"]
@@ -110,7 +113,11 @@ async def test_a_batch_is_one_run_instances_with_tags_groups_user_data_and_place
         for volume in volumes:
             tags = {t["Key"]: t["Value"] for t in volume.get("Tags", [])}
             assert {k: tags.get(k) for k in TAGS} == TAGS
-            assert tags.get("Name") == instance.name
+            # one set of tags for the batch: its names, the i-th for launch index i
+            assert tags.get("corral:names") == compact(names)
+        assert instance.tags["Name"] == compact(names)
+    # no tag call per instance: the names came with the launch
+    assert not proxy.sent("CreateTags")
 
 
 async def test_a_retry_returns_the_instances_the_first_attempt_made(
@@ -176,12 +183,14 @@ async def test_a_failure_after_launch_terminates_what_was_made(
     provider: AwsCloud, account: CloudAccount, proxy: FaultProxy
 ) -> None:
     proxy.fail("CreateTags", times=99, code="InvalidParameterValue", message="broken tagging")
+    # names with no common numbering, too many for one tag: each is tagged after the launch
+    names = tuple(f"node-{letter * 30}" for letter in "abcdefghij")
     with pytest.raises(Invalid, match="broken tagging"):
         await provider.create_instances(
-            account, request(await image(provider, account), ("f-1", "f-2")), log=RecordingLog()
+            account, request(await image(provider, account), names), log=RecordingLog()
         )
     left = await provider.describe_instances(account, REGION, tags=TAGS)
-    assert len(left) == 2
+    assert len(left) == len(names)
     assert all(i.state.gone for i in left)
 
 

@@ -20,8 +20,10 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from corral_aws import permissions
+from corral_aws.bootstrap import user_data
 from corral_aws.catalogue import load as load_catalogue
 from corral_aws.client import AwsClients, aws_errors, call, map_error
+from corral_aws.names import MAX_TAG, compact, expand
 from corral_aws.networks import AwsNetworks
 from corral_aws.settings import AwsCredentials
 from corral_sdk.errors import (
@@ -60,6 +62,8 @@ TAG_REQUEST = "corral:request"
 """Tag on every instance of a batch: the request's idempotency key (a retry finds them by it)."""
 TAG_SNAPSHOT = "corral:snapshot"
 """Tag on an OS snapshot (AMI) Corral made: its name."""
+TAG_NAMES = "corral:names"
+"""The names of a batch launched together, by launch index (:mod:`corral_aws.names`)."""
 SNAPSHOT_NAME = re.compile(r"^[a-z][a-z0-9-]{2,35}$")
 """Spec §5.9: begins with a letter, 3-36 lowercase letters, digits and hyphens."""
 
@@ -160,9 +164,14 @@ def _instance(raw: Mapping[str, Any], region: str) -> Instance:
     if raw.get("SubnetId"):
         details["subnet"] = str(raw["SubnetId"])
     launched = raw.get("LaunchTime")
+    name = tags.get("Name", "")
+    if tags.get(TAG_NAMES):
+        listed = expand(tags[TAG_NAMES])
+        index = int(raw.get("AmiLaunchIndex", 0))
+        name = listed[index] if 0 <= index < len(listed) else name
     return Instance(
         id=raw["InstanceId"],
-        name=tags.get("Name", ""),
+        name=name,
         state=_STATES.get(raw.get("State", {}).get("Name", ""), InstanceState.UNKNOWN),
         region=region,
         zone=str(placement.get("AvailabilityZone", "")),
@@ -507,9 +516,13 @@ class AwsCloud(AwsNetworks, CloudProviderBase):
         """One ``RunInstances`` for the whole batch (blocking). Capacity refusals come back as
         ``ProviderError(reason=CAPACITY_UNAVAILABLE)`` so the caller can try the next zone."""
         tags = {**request.tags, TAG_REQUEST: _request_tag(request.idempotency_key)}
-        tags.pop("Name", None)
-        if len(names) == 1:
-            tags["Name"] = names[0]
+        listed = compact(names)
+        # the batch's names in one tag, the i-th for launch index i (see corral_aws.names);
+        # only a list too long for a tag needs a Name tag per instance afterwards (_name)
+        fits = len(listed) <= MAX_TAG
+        tags["Name"] = listed if fits and len(names) > 1 else names[0]
+        if fits:
+            tags[TAG_NAMES] = listed
         spec: list[dict[str, Any]] = [
             {"ResourceType": kind, "Tags": _tag_list(tags)}
             for kind in ("instance", "volume", "network-interface")
@@ -533,7 +546,15 @@ class AwsCloud(AwsNetworks, CloudProviderBase):
             ],
         }
         if request.user_data:
-            params["UserData"] = request.user_data
+            script = request.user_data
+            # a shell script learns its host's name at boot (corral_aws.bootstrap)
+            params["UserData"] = user_data(script, names) if script.startswith("#!") else script
+        # IMDSv2 only (session tokens), with the instance's tags readable there
+        params["MetadataOptions"] = {
+            "HttpTokens": "required",
+            "HttpEndpoint": "enabled",
+            "InstanceMetadataTags": "enabled",
+        }
         placement: dict[str, Any] = {}
         if zone:
             placement["AvailabilityZone"] = zone
@@ -613,9 +634,10 @@ class AwsCloud(AwsNetworks, CloudProviderBase):
         return str(found[0].get("RootDeviceName") or "/dev/xvda")
 
     def _name(self, ec2: Any, made: Sequence[Mapping[str, Any]], names: Sequence[str]) -> None:
-        """Give each instance (and its volumes) its own ``Name`` tag: AWS takes one set of tags
-        per call, so these calls run side by side."""
-        if len(names) == 1:
+        """Give each instance (and its volumes) its own ``Name`` tag when the batch's names did
+        not fit in one tag: AWS takes one set of tags per call, so these calls run side by
+        side."""
+        if len(names) == 1 or len(compact(names)) <= MAX_TAG:
             return  # named at launch
 
         def name(pair: tuple[Mapping[str, Any], str]) -> None:
