@@ -1,16 +1,23 @@
 """The proxy's HTTP/1.1 relay (``corral_api.http1``) against a scripted service: answers framed
-by length, by chunks and by the connection's close arrive byte for byte, also when they are
-larger than the relay's buffer and read slowly (reading the service pauses and resumes); kept
--alive connections are reused, and broken or oversized answers are ``UpstreamError``. On both
-event loops the server may run on (asyncio's and uvloop's)."""
+by length, by chunks and by the connection's close arrive byte for byte (over TLS too), also
+when they are larger than the relay's buffer and read slowly (reading the service pauses and
+resumes); kept-alive connections are reused, and broken or oversized answers are
+``UpstreamError``. On both event loops the server may run on (asyncio's and uvloop's)."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from corral_api.http1 import MAX_HEAD, READ_SIZE, ConnectionPool, UpstreamError
 
@@ -68,11 +75,39 @@ async def _read_request(reader: asyncio.StreamReader) -> Request | None:
     return Request(head, body)
 
 
+def _tls_context(directory: Path) -> ssl.SSLContext:
+    """A server context with a self-signed certificate (the relay does not check it)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "app")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .sign(key, hashes.SHA256())
+    )
+    (directory / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (directory / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(directory / "cert.pem", directory / "key.pem")
+    return context
+
+
 @pytest.fixture
-async def serve() -> AsyncIterator[Callable[[Reply], Awaitable[Service]]]:
+async def serve(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Service]]]:
     servers: list[asyncio.Server] = []
 
-    async def start(reply: Reply) -> Service:
+    async def start(reply: Reply, *, tls: bool = False) -> Service:
         service = Service(0)
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -88,7 +123,8 @@ async def serve() -> AsyncIterator[Callable[[Reply], Awaitable[Service]]]:
             finally:
                 writer.close()
 
-        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        context = _tls_context(tmp_path) if tls else None
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
         servers.append(server)
         service.port = server.sockets[0].getsockname()[1]
         return service
@@ -99,12 +135,17 @@ async def serve() -> AsyncIterator[Callable[[Reply], Awaitable[Service]]]:
 
 
 async def _get(
-    pool: ConnectionPool, service: Service, *, pause_every: int = 0, target: str = "/"
+    pool: ConnectionPool,
+    service: Service,
+    *,
+    pause_every: int = 0,
+    target: str = "/",
+    scheme: str = "http",
 ) -> tuple[int, bytes]:
     """The answer's status and body; with ``pause_every``, a pause after every so many of its
     pieces (the service's bytes pile up meanwhile: the relay's buffer fills)."""
     answer = await pool.request(
-        "http", "127.0.0.1", service.port, "GET", target, [("host", "app")], None, None
+        scheme, "127.0.0.1", service.port, "GET", target, [("host", "app")], None, None
     )
     pieces = []
     async for piece in answer.body():
@@ -114,8 +155,9 @@ async def _get(
     return answer.status, b"".join(pieces)
 
 
+@pytest.mark.parametrize("scheme", ["http", "https"])
 async def test_a_length_framed_answer_larger_than_the_buffer_read_slowly_on_a_kept_connection(
-    serve: Callable[[Reply], Awaitable[Service]],
+    serve: Callable[..., Awaitable[Service]], scheme: str
 ) -> None:
     sent = pattern(3 * READ_SIZE + 12345)
 
@@ -123,18 +165,18 @@ async def test_a_length_framed_answer_larger_than_the_buffer_read_slowly_on_a_ke
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(sent) + sent)
         return True
 
-    service = await serve(reply)
+    service = await serve(reply, tls=scheme == "https")
     pool = ConnectionPool()
     try:
-        assert await _get(pool, service, pause_every=1) == (200, sent)
-        assert await _get(pool, service) == (200, sent)
+        assert await _get(pool, service, pause_every=1, scheme=scheme) == (200, sent)
+        assert await _get(pool, service, scheme=scheme) == (200, sent)
     finally:
         await pool.close()
     assert service.connections == 1  # the second request reused the first's connection
 
 
 async def test_a_chunked_answer_with_extensions_and_trailers_then_the_next_answer(
-    serve: Callable[[Reply], Awaitable[Service]],
+    serve: Callable[..., Awaitable[Service]],
 ) -> None:
     # large chunks across the buffer's end; then many small ones behind long lines (extensions),
     # read while the buffer is full: a line cut by the buffer's end is moved to its front
@@ -164,7 +206,7 @@ async def test_a_chunked_answer_with_extensions_and_trailers_then_the_next_answe
 
 
 async def test_an_answer_until_the_connection_closes_is_not_kept(
-    serve: Callable[[Reply], Awaitable[Service]],
+    serve: Callable[..., Awaitable[Service]],
 ) -> None:
     sent = pattern(READ_SIZE + 99)
 
@@ -183,7 +225,7 @@ async def test_an_answer_until_the_connection_closes_is_not_kept(
 
 
 async def test_request_bodies_by_length_and_by_chunks_and_an_interim_answer(
-    serve: Callable[[Reply], Awaitable[Service]],
+    serve: Callable[..., Awaitable[Service]],
 ) -> None:
     async def reply(request: Request, writer: asyncio.StreamWriter) -> bool:
         writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -211,7 +253,7 @@ async def test_request_bodies_by_length_and_by_chunks_and_an_interim_answer(
 
 
 async def test_a_kept_connection_the_service_closed_is_replaced(
-    serve: Callable[[Reply], Awaitable[Service]],
+    serve: Callable[..., Awaitable[Service]],
 ) -> None:
     async def reply(request: Request, writer: asyncio.StreamWriter) -> bool:
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
@@ -239,7 +281,7 @@ async def test_a_kept_connection_the_service_closed_is_replaced(
     ],
 )
 async def test_what_is_not_an_answer_is_an_upstream_error(
-    serve: Callable[[Reply], Awaitable[Service]], answer: bytes
+    serve: Callable[..., Awaitable[Service]], answer: bytes
 ) -> None:
     async def reply(request: Request, writer: asyncio.StreamWriter) -> bool:
         writer.write(answer)
@@ -263,7 +305,7 @@ async def test_what_is_not_an_answer_is_an_upstream_error(
     ],
 )
 async def test_an_answer_cut_short_is_an_upstream_error(
-    serve: Callable[[Reply], Awaitable[Service]], answer: bytes
+    serve: Callable[..., Awaitable[Service]], answer: bytes
 ) -> None:
     async def reply(request: Request, writer: asyncio.StreamWriter) -> bool:
         writer.write(b"HTTP/1.1 200 OK\r\n" + answer)
