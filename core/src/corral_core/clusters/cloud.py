@@ -723,9 +723,11 @@ class CloudClusters:
                         placement_group=partition.placement_group or None,
                         capacity_reservation_id=partition.capacity_reservation_id or None,
                         network=None if network is None else network.placement(placed["zones"]),
-                        options={} if network is None else {"network": network.options},
+                        options={}
+                        if network is None
+                        else {"network": network.options, "role": "compute"},
                         user_data=user_data,
-                        tags=self.tags(resource, row.number, "compute", partition_name)
+                        tags=self.tags(resource, row.number, "compute", partition_name, spec.group)
                         | (
                             {"GroupID": reserved_for[partition_name]}
                             if partition_name in reserved_for
@@ -814,7 +816,11 @@ class CloudClusters:
         return regions[0].name
 
     @staticmethod
-    def tags(resource: Any, number: int, role: str, partition: str = "") -> dict[str, str]:
+    def tags(
+        resource: Any, number: int, role: str, partition: str = "", group: str = ""
+    ) -> dict[str, str]:
+        """Every cost-allocation tag (spec: all nine on everything a session creates, with
+        OrganizationID, GroupID, User and SessionID never empty), and Corral's own."""
         tags = {
             TAG_CLUSTER: str(resource.id),
             TAG_SESSION: str(number),
@@ -825,9 +831,10 @@ class CloudClusters:
             "Session": str(number),
             "SessionID": f"{resource.id}-{number}",
             "Date": utcnow().date().isoformat(),
+            "GroupID": group or "none",
+            "Project": "",
+            "Pool": partition,
         }
-        if partition:
-            tags["Pool"] = partition
         return tags
 
     # --- the reconcile --------------------------------------------------------------------------
@@ -903,9 +910,11 @@ class CloudClusters:
                     network=None
                     if network is None
                     else network.placement((placement["zone"],) if placement["zone"] else ()),
-                    options={} if network is None else {"network": network.options},
+                    options={}
+                    if network is None
+                    else {"network": network.options, "role": "controller"},
                     user_data=user_data,
-                    tags=self.tags(resource, row.number, "controller"),
+                    tags=self.tags(resource, row.number, "controller", group=spec.group),
                 ),
                 log=steps,
             )

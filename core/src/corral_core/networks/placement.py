@@ -11,7 +11,8 @@ provisioned network of its cloud account that holds the controller's region; eve
   ``network_id``, ``subnet_ids``, ``security_group_ids``, ``details``) plus the network's
   ``name``, ``mode`` and ``options``, for a provider that places instances by rules of its
   own (a public subnet for the controller in one mode, a subnet per zone for a multi-zone
-  batch).
+  batch);
+- ``options["role"]``: ``controller`` or ``compute``, what the instances will be.
 
 Providers without networks (the local cloud) take clusters without one.
 """

@@ -10,6 +10,7 @@ address in ``/etc/hosts``, then runs the kernel's script as cloud-init would hav
 
 from __future__ import annotations
 
+import ipaddress
 import shlex
 from collections.abc import Sequence
 
@@ -54,7 +55,7 @@ hostname "$name"
 echo "$name" > /etc/hostname
 grep -q "^$address[[:space:]]$name\\$" /etc/hosts 2>/dev/null ||
   printf '%s\\t%s\\n' "$address" "$name" >> /etc/hosts
-script=$(mktemp /var/tmp/corral-bootstrap.XXXXXX)
+{nat}script=$(mktemp /var/tmp/corral-bootstrap.XXXXXX)
 cat > "$script" <<'{marker}'
 {script}
 {marker}
@@ -63,9 +64,26 @@ exec /bin/sh "$script"
 """
 
 
-def user_data(script: str, names: Sequence[str]) -> str:
+_NAT = """# the controller is the NAT of its network's private subnets (controller-nat), now and at
+# every boot
+mkdir -p /etc/corral/boot.d
+cat > /etc/corral/boot.d/10-nat <<'CORRAL_NAT_END'
+#!/bin/sh
+# Written by Corral: masquerade {cidr} out of the default route's interface.
+sysctl -qw net.ipv4.ip_forward=1
+iface=$(ip route show default | awk '{{print $5; exit}}')
+iptables -t nat -C POSTROUTING -s {cidr} -o "$iface" -j MASQUERADE 2>/dev/null ||
+  iptables -t nat -A POSTROUTING -s {cidr} -o "$iface" -j MASQUERADE
+CORRAL_NAT_END
+chmod 0755 /etc/corral/boot.d/10-nat
+/etc/corral/boot.d/10-nat || echo "corral: could not set up NAT for {cidr}" >&2
+"""
+
+
+def user_data(script: str, names: Sequence[str], *, nat_for: str = "") -> str:
     """The user data of a batch of instances called ``names`` (in launch-index order) whose
-    bootstrap is ``script`` (empty stays empty)."""
+    bootstrap is ``script`` (empty stays empty). With ``nat_for`` (a CIDR), the instance
+    masquerades that network's traffic: a controller on a ``controller-nat`` network."""
     if not script:
         return ""
     marker = "CORRAL_BOOTSTRAP_END"
@@ -73,5 +91,9 @@ def user_data(script: str, names: Sequence[str]) -> str:
         marker += "_"
     # a quoted here-document: the script is written as it is, nothing expanded
     return _PRELUDE.format(
-        imds=shlex.quote(IMDS_URL), runs=runs(names), script=script.rstrip("\n"), marker=marker
+        imds=shlex.quote(IMDS_URL),
+        runs=runs(names),
+        nat=_NAT.format(cidr=str(ipaddress.ip_network(nat_for))) if nat_for else "",
+        script=script.rstrip("\n"),
+        marker=marker,
     )

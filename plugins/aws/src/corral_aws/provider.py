@@ -19,6 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
+import msgspec
+
 from corral_aws import permissions
 from corral_aws.bootstrap import user_data
 from corral_aws.catalogue import load as load_catalogue
@@ -49,6 +51,7 @@ from corral_sdk.providers.cloud import (
     InstanceRequest,
     InstanceState,
     InstanceType,
+    NetworkRegionInfo,
     PlacementGroup,
     Region,
     StaticIp,
@@ -105,11 +108,20 @@ class LaunchOptions:
     - ``key_name``: an EC2 key pair; ``iam_instance_profile``: an instance profile name or ARN;
     - ``volume_type``: the root volume's type (default ``gp3``);
     - ``running_timeout``: seconds to wait for the instance to run before attaching a static IP
-      (default 300).
+      (default 300);
+    - ``network`` and ``role`` (set by the kernel for a cluster on a network, see
+      ``corral_core.networks.placement``): the network's region as :mod:`corral_aws.networks`
+      reported it, and ``controller`` or ``compute``. The subnet of each zone, and whether the
+      instance needs a public IP, come from its details for that role (``controller_subnet.<zone>``
+      or ``nodes_subnet.<zone>``, ``controller_public_ip`` or ``nodes_public_ip``); a controller on
+      a ``controller-nat`` network becomes its zone's NAT once it runs.
     """
 
     def __init__(self, raw: Mapping[str, Any]) -> None:
-        known = {"subnets", "key_name", "iam_instance_profile", "volume_type", "running_timeout"}
+        known = {
+            "subnets", "key_name", "iam_instance_profile", "volume_type", "running_timeout",
+            "network", "role",
+        }  # fmt: skip
         unknown = sorted(set(raw) - known)
         if unknown:
             raise Invalid(f"unknown AWS launch options: {', '.join(unknown)}", field="options")
@@ -118,7 +130,21 @@ class LaunchOptions:
             isinstance(k, str) and isinstance(v, str) for k, v in subnets.items()
         ):
             raise Invalid("options.subnets must map zones to subnet ids", field="options.subnets")
-        self.subnets: dict[str, str] = subnets
+        self.role = str(raw.get("role", ""))
+        network = raw.get("network") or {}
+        if not isinstance(network, dict):
+            raise Invalid("options.network must be the network's region", field="options.network")
+        self.network: dict[str, Any] = network
+        details: dict[str, str] = dict(network.get("details") or {})
+        self.network_mode = str(details.get("mode") or network.get("mode") or "")
+        kind = "controller" if self.role == "controller" else "nodes"
+        from_network = {
+            key.removeprefix(f"{kind}_subnet."): value
+            for key, value in details.items()
+            if key.startswith(f"{kind}_subnet.")
+        }
+        self.subnets: dict[str, str] = {**from_network, **subnets}
+        self.public_ip = details.get(f"{kind}_public_ip") == "true"
         self.key_name = str(raw.get("key_name", ""))
         self.iam_instance_profile = str(raw.get("iam_instance_profile", ""))
         self.volume_type = str(raw.get("volume_type", "gp3"))
@@ -460,6 +486,12 @@ class AwsCloud(AwsNetworks, CloudProviderBase):
                 )
                 if request.static_ip:
                     await self._attach_static_ip(account, region, ids[0], request, options)
+                if options.role == "controller" and options.network_mode == "controller-nat":
+                    network_region = msgspec.convert(options.network, NetworkRegionInfo)
+                    zone_of = str(made[0].get("Placement", {}).get("AvailabilityZone", zone))
+                    await self.route_through_controller(
+                        account, network_region, zone_of, ids[0], log=log
+                    )
             except BaseException:
                 await log.log(f"launched {', '.join(ids)} but could not finish: terminating")
                 await self.delete_instances(account, region, ids)
@@ -548,7 +580,12 @@ class AwsCloud(AwsNetworks, CloudProviderBase):
         if request.user_data:
             script = request.user_data
             # a shell script learns its host's name at boot (corral_aws.bootstrap)
-            params["UserData"] = user_data(script, names) if script.startswith("#!") else script
+            nat_for = ""
+            if options.role == "controller" and options.network_mode == "controller-nat":
+                nat_for = str(options.network.get("cidr", ""))
+            params["UserData"] = (
+                user_data(script, names, nat_for=nat_for) if script.startswith("#!") else script
+            )
         # IMDSv2 only (session tokens), with the instance's tags readable there
         params["MetadataOptions"] = {
             "HttpTokens": "required",
@@ -592,7 +629,7 @@ class AwsCloud(AwsNetworks, CloudProviderBase):
                 field="options.subnets",
             )
         groups = list(network.security_group_ids) if network else []
-        if request.public_ip:  # only an interface spec can ask for a public address
+        if request.public_ip or options.public_ip:  # only an interface spec can ask for one
             interface: dict[str, Any] = {
                 "DeviceIndex": 0,
                 "DeleteOnTermination": True,
