@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from corral_api.http1 import MAX_HEAD, READ_SIZE, ConnectionPool, UpstreamError
+from corral_api.http1 import MAX_HEAD, READ_SIZE, ConnectionPool, UpstreamError, _Connection
 
 pytestmark = pytest.mark.anyio
 
@@ -318,3 +318,36 @@ async def test_an_answer_cut_short_is_an_upstream_error(
             await _get(pool, service)
     finally:
         await pool.close()
+
+
+class _Transport:
+    """What the relay's protocol asks of a transport, noted."""
+
+    def __init__(self) -> None:
+        self.reading = True
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def is_closing(self) -> bool:
+        return False
+
+
+async def test_a_full_buffer_pauses_reading_until_it_is_emptied() -> None:
+    """Reading resumes once everything is taken, not only when more is awaited: a kept
+    connection whose last answer filled the buffer still notices the service closing it."""
+    connection = _Connection()
+    transport = _Transport()
+    connection.connection_made(transport)  # type: ignore[arg-type]
+    sent = pattern(READ_SIZE)
+    room = connection.get_buffer(-1)
+    room[: len(sent)] = sent
+    connection.buffer_updated(len(sent))
+    assert not transport.reading
+    assert await connection.read(1000) == sent[:1000]
+    assert not transport.reading and not connection.usable()
+    assert await connection.read(READ_SIZE) == sent[1000:]
+    assert transport.reading and connection.usable()

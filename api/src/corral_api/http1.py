@@ -136,6 +136,9 @@ class _Connection(asyncio.BufferedProtocol):
         taken = min(most, self._end - self._start)
         data = bytes(self._view[self._start : self._start + taken])
         self._start += taken
+        if self._paused and self._start == self._end and self._transport is not None:
+            self._paused = False  # all taken: read on (a kept connection then sees its close)
+            self._transport.resume_reading()
         return data
 
     async def readline(self) -> bytes:
