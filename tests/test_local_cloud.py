@@ -105,7 +105,9 @@ def _get(server: LabServer, path: str, user: str = "alice") -> Any:
     return response.json()
 
 
-def wait_until(what: str, check: Any, timeout: float = 120.0, every: float = 0.5) -> Any:
+def wait_until(
+    what: str, check: Any, timeout: float = 120.0, every: float = 0.5, diagnose: Any = None
+) -> Any:
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -113,7 +115,8 @@ def wait_until(what: str, check: Any, timeout: float = 120.0, every: float = 0.5
         if last:
             return last
         time.sleep(every)
-    raise AssertionError(f"{what} did not happen within {timeout}s (last: {last!r})")
+    said = f"\n{diagnose()}" if diagnose is not None else ""
+    raise AssertionError(f"{what} did not happen within {timeout}s (last: {last!r}){said}")
 
 
 def definition(**advanced: Any) -> dict[str, Any]:
@@ -148,6 +151,29 @@ def leftovers(root: Path) -> dict[str, list[str]]:
         "instances": sorted(p.name for p in instances.iterdir()) if instances.is_dir() else [],
         "mounts": [line for line in mounts.splitlines() if str(root) in line],
     }
+
+
+def host_report(root: Path) -> str:
+    """What each host of the cloud says about itself: for a failure's message."""
+    lines = []
+    for directory in sorted((root / "instances").glob("*")):
+        record = json.loads((directory / "instance.json").read_text())
+        lines.append(
+            f"== {record['name']} {record['address']} ({directory.name}, {record['state']})"
+        )
+        for name in (
+            "user-data.status", "console.log", "user-data.log", "boot.log",
+            "root/var/log/corral/bootstrap.log", "root/var/log/slurm/slurmd.log",
+            "root/var/log/slurm/slurmctld.log", "root/var/log/munge/munged.log",
+        ):  # fmt: skip
+            path = directory / name
+            if path.is_file():
+                tail = path.read_text(errors="replace").splitlines()[-25:]
+                lines += [f"-- {name}", *tail]
+        keys = sorted((directory / "root/etc/ssh").glob("ssh_host_*key.pub"))
+        for key in keys:
+            lines.append(f"-- {key.name}: {key.read_text().split()[1][-20:]}")
+    return "\n".join(lines)
 
 
 def test_an_elastic_cluster_runs_a_three_node_job_and_powers_down_and_leaves_nothing(
@@ -192,6 +218,7 @@ def test_an_elastic_cluster_runs_a_three_node_job_and_powers_down_and_leaves_not
         "the three-node job finishes",
         lambda: (j := _get(server, path))["state"] in ("completed", "failed", "node_fail") and j,
         timeout=180,
+        diagnose=lambda: host_report(cloud_root),
     )
     assert finished["state"] == "completed", finished
     with server.client("alice") as client:
@@ -275,7 +302,7 @@ def test_killing_corral_while_a_cluster_provisions_neither_loses_it_nor_doubles_
         lambda: status_of(server, "killed", "active", "failed"),
         timeout=180,
     )
-    assert active["status"] == "active", active["reason"]
+    assert active["status"] == "active", f"{active['reason']}\n{host_report(cloud_root)}"
     hosts = leftovers(cloud_root)
     assert len(hosts["instances"]) == len(before["instances"]) + 1, hosts  # one controller
 

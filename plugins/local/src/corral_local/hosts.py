@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from corral_sdk.errors import Invalid, NotFound, PermissionDenied, ProviderError
+from corral_sdk.errors import Conflict, Invalid, NotFound, PermissionDenied, ProviderError
 
 __all__ = ["PRIVATE_DIRECTORIES", "HostRecord", "LocalHosts"]
 
@@ -68,7 +68,7 @@ hostname "$name"
 ip link set lo up
 echo $$ > "$dir/init.pid"
 set +e
-if [ -f "$dir/user-data" ] && [ ! -f "$dir/user-data.status" ]; then
+if [ -f "$dir/user-data" ] && mkdir "$dir/user-data.ran" 2>/dev/null; then
   sh "$dir/user-data" > "$dir/user-data.log" 2>&1 < /dev/null
   echo $? > "$dir/user-data.status"
 fi
@@ -220,6 +220,12 @@ class LocalHosts:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
+    def ensure_bridge(self) -> None:
+        """The hosts' bridge, with the gateway's address (made if missing)."""
+        self._require_root()
+        with self._locked():
+            self._ensure_bridge()
+
     def _ensure_bridge(self) -> None:
         if _run("ip", "link", "show", self.bridge, check=False).returncode != 0:
             _run("ip", "link", "add", self.bridge, "type", "bridge")
@@ -238,6 +244,17 @@ class LocalHosts:
             hosts.seek(0)
             hosts.truncate()
             hosts.write("\n".join(lines) + "\n")
+
+    def _chosen_address(self, address: str) -> str:
+        try:
+            chosen = ipaddress.ip_address(address)
+        except ValueError:
+            raise Invalid(f"{address!r} is not an IP address", field="addresses") from None
+        if chosen not in self.network or str(chosen) == self.gateway:
+            raise Invalid(f"{address} is not a host address of {self.network}", field="addresses")
+        if any(r.address == str(chosen) for r in self.records()):
+            raise Conflict(f"{address} is taken by another host", reason="address-taken")
+        return str(chosen)
 
     def _free_address(self) -> str:
         taken = {r.address for r in self.records()} | {self.gateway}
@@ -271,41 +288,67 @@ class LocalHosts:
         user_data: str,
         tags: Mapping[str, str],
         idempotency_key: str,
+        addresses: Sequence[str] | None = None,
     ) -> list[HostRecord]:
         """Create and boot one host per name; the same ``idempotency_key`` returns the hosts the
-        first call made. A failure removes the hosts this call created."""
+        first call made. A failure removes the hosts this call created. ``addresses`` (one per
+        name, in the subnet and free) gives hosts the addresses another system chose, as a
+        cloud's API assigns private IPs that a host then boots with."""
         self._require_root()
+        if addresses is not None and len(addresses) != len(names):
+            raise Invalid("one address per name", field="addresses")
         with self._locked():
+            # looked up and made under one lock: two calls with one key make one set of hosts
             existing = self.find(idempotency_key)
+            if not existing:
+                made = self._create_all(
+                    names, instance_type, image, vcpus, memory_mib, user_data, tags,
+                    idempotency_key, addresses,
+                )  # fmt: skip
         if existing:
-            # a retry after a crash: what the first call made, booted if it never got that far
+            # a retry after a crash (or a call racing the first): what the first call made,
+            # booted if it never got that far (_boot boots each host once)
             for record in existing:
-                if record.state == "pending" and self.init_pid(record) is None:
+                if record.state == "pending":
                     self._boot(record)
             return existing
-        with self._locked():
-            self._sweep_partial()
-            self._ensure_bridge()
-            made: list[HostRecord] = []
-            try:
-                for name in names:
-                    made.append(
-                        self._create_one(
-                            name, instance_type, image, vcpus, memory_mib, user_data, tags,
-                            idempotency_key,
-                        )
-                    )  # fmt: skip
-                self._write_hosts()
-            except BaseException:
-                for record in made:
-                    self._destroy(record)
-                self._write_hosts()
-                raise
         try:
             for record in made:
                 self._boot(record)
         except BaseException:
             self.delete([record.id for record in made])  # a failed call leaves nothing behind
+            raise
+        return made
+
+    def _create_all(
+        self,
+        names: Sequence[str],
+        instance_type: str,
+        image: str,
+        vcpus: int,
+        memory_mib: int,
+        user_data: str,
+        tags: Mapping[str, str],
+        idempotency_key: str,
+        addresses: Sequence[str] | None,
+    ) -> list[HostRecord]:
+        """The hosts' records and private directories (called under the lock)."""
+        self._sweep_partial()
+        self._ensure_bridge()
+        made: list[HostRecord] = []
+        try:
+            for index, name in enumerate(names):
+                made.append(
+                    self._create_one(
+                        name, instance_type, image, vcpus, memory_mib, user_data, tags,
+                        idempotency_key, addresses[index] if addresses else None,
+                    )
+                )  # fmt: skip
+            self._write_hosts()
+        except BaseException:
+            for record in made:
+                self._destroy(record)
+            self._write_hosts()
             raise
         return made
 
@@ -319,6 +362,7 @@ class LocalHosts:
         user_data: str,
         tags: Mapping[str, str],
         idempotency_key: str,
+        address: str | None,
     ) -> HostRecord:
         token = secrets.token_hex(4)
         record = HostRecord(
@@ -326,7 +370,7 @@ class LocalHosts:
             name=name,
             instance_type=instance_type,
             image=image,
-            address=self._free_address(),
+            address=self._chosen_address(address) if address else self._free_address(),
             namespace=f"corral-lh-{token}",
             veth=f"crlh{token}",
             vcpus=vcpus,
@@ -399,8 +443,28 @@ class LocalHosts:
         _run(*inside, "ip", "link", "set", "lo", "up")
         _run(*inside, "ip", "route", "replace", "default", "via", self.gateway)
 
+    @contextlib.contextmanager
+    def _booting(self, record: HostRecord) -> Iterator[None]:
+        """One boot of a host at a time (released when its holder dies, as flocks are)."""
+        with open(self._dir(record.id) / "boot.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
     def _boot(self, record: HostRecord) -> None:
-        """Start the host's init in its namespaces, capped to its slice where cgroups allow."""
+        """Start the host's init in its namespaces, capped to its slice where cgroups allow;
+        a host whose init runs, or is starting (a process is in its namespace: a boot killed
+        before it saw the init's pid), is left to it."""
+        with self._booting(record):
+            if self.init_pid(record) is None and self._pids(record):
+                self._wait_for_init(record, self._dir(record.id) / "console.log")
+            if self.init_pid(record) is not None:
+                if record.state != "running":
+                    record.state = "running"
+                    self._save(record)
+                return
+            self._boot_now(record)
+
+    def _boot_now(self, record: HostRecord) -> None:
         directory = self._dir(record.id)
         for volatile in ("run", "tmp"):  # tmpfs on a booting machine: stale pid files go
             path = directory / "root" / volatile
@@ -430,9 +494,12 @@ class LocalHosts:
             )  # fmt: skip
         record.state = "running"
         self._save(record)
+        self._wait_for_init(record, console)
+
+    def _wait_for_init(self, record: HostRecord, console: Path) -> None:
         deadline = time.monotonic() + 20
         while self.init_pid(record) is None:
-            said = console.read_text(errors="replace").strip()
+            said = console.read_text(errors="replace").strip() if console.exists() else ""
             if said or time.monotonic() > deadline:
                 raise ProviderError(
                     f"the local host {record.name} did not boot: "
