@@ -1,7 +1,9 @@
 """Session types on the lab's real cluster, through the platform's proxy: JupyterLab started on
 the cluster's login host (a kernel runs ``1+1`` over the proxied WebSocket and answers 2; the
-page is JupyterLab's), stopped with nothing left listening; a desktop's noVNC page and its
-framebuffer over the proxied WebSocket."""
+page is JupyterLab's), stopped with nothing left listening; JupyterLab on a compute node as a
+Slurm job (``squeue`` shows it, the kernel runs on the node and answers 2 through the proxy,
+stop cancels the job and nothing of it is left), and a job Slurm refuses failing with Slurm's
+reason; a desktop's noVNC page and its framebuffer over the proxied WebSocket."""
 
 from __future__ import annotations
 
@@ -158,6 +160,88 @@ def test_jupyterlab_on_the_cluster_runs_a_kernel_through_the_proxy(
         while jupyter_running(server, cluster):
             assert time.monotonic() < deadline, "jupyter still runs after the stop"
             time.sleep(0.5)
+
+
+def jobs_of(lab: SlurmLab, session: str) -> list[list[str]]:
+    """The session's jobs in Slurm's queue (pending, running, completing): id, state, node."""
+    out = lab.run(
+        "exec", "squeue", "-h", "-u", "alice", "-n", f"corral-jupyter-{session}", "-o", "%i %T %N"
+    )
+    return [line.split() for line in out.splitlines() if line.strip()]
+
+
+def node_processes(session: str) -> str:
+    """alice's processes of the session's server (its base URL is on its command line); the
+    lab's hosts share this machine's process table."""
+    done = subprocess.run(
+        ["pgrep", "-a", "-u", "alice", "-f", f"sessions/alice/{session}/"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return done.stdout.strip()
+
+
+def test_jupyterlab_on_a_compute_node_through_the_scheduler(
+    server: LabServer, cluster: str, jupyter: str
+) -> None:
+    assert server.lab is not None
+    lab = server.lab
+    with server.client("alice") as client:
+        made = client.post(
+            "/api/sessions",
+            json={"name": "nbnode", "type": "jupyter", "target": cluster,
+                  "options": {"command": jupyter, "placement": "compute", "partition": "debug",
+                              "time_limit": "20m", "cpus": 1, "memory": "300M"}},
+        )  # fmt: skip
+        assert made.status_code == 201, made.text
+        session = wait_session(client, "nbnode", "running", "failed", timeout=180)
+        assert session["status"] == "running", session
+        assert session["open_url"].endswith("/sessions/alice/nbnode/lab"), session
+        jobs = jobs_of(lab, "nbnode")
+        assert len(jobs) == 1 and jobs[0][1] == "RUNNING", jobs
+        job_id, node = jobs[0][0], jobs[0][2]
+        assert node in lab.nodes, jobs
+
+        page = client.get("/sessions/alice/nbnode/lab")
+        assert page.status_code == 200 and "JupyterLab" in page.text, page.text[:500]
+        kernel = client.post("/sessions/alice/nbnode/api/kernels", json={"name": "python3"})
+        assert kernel.status_code == 201, kernel.text
+        ws_url = (
+            f"ws{server.url[4:]}/sessions/alice/nbnode/api/kernels/{kernel.json()['id']}/channels"
+        )
+        auth = {"Authorization": client.headers["Authorization"]}
+        assert asyncio.run(execute(ws_url, auth, "1+1")) == "2"
+        # the kernel runs on the job's node, not on the login host
+        where = asyncio.run(execute(ws_url, auth, "__import__('socket').gethostname()"))
+        assert where == repr(node), (where, node)
+        kernel_pid = int(asyncio.run(execute(ws_url, auth, "__import__('os').getpid()")))
+        assert node_processes("nbnode")
+
+        assert client.delete("/api/sessions/alice/nbnode").status_code == 204
+        deadline = time.monotonic() + 120
+        while jobs_of(lab, "nbnode"):
+            assert time.monotonic() < deadline, f"job {job_id} still queued after the stop"
+            time.sleep(1)
+        state = lab.run("exec", "squeue", "-h", "--states=all", "-j", job_id, "-o", "%T")
+        assert state.strip() == "CANCELLED", state
+        assert not node_processes("nbnode")  # the server ended with its job
+        assert not Path(f"/proc/{kernel_pid}").exists()  # and its kernel
+
+
+def test_a_job_slurm_refuses_fails_the_session_with_slurms_reason(
+    server: LabServer, cluster: str, jupyter: str
+) -> None:
+    with server.client("alice") as client:
+        made = client.post(
+            "/api/sessions",
+            json={"name": "nbnowhere", "type": "jupyter", "target": cluster,
+                  "options": {"command": jupyter, "placement": "compute",
+                              "partition": "nosuch"}},
+        )  # fmt: skip
+        assert made.status_code == 201, made.text
+        session = wait_session(client, "nbnowhere", "running", "failed")
+        assert session["status"] == "failed", session
+        assert "Invalid partition name specified" in session["reason"], session
+        assert client.delete("/api/sessions/alice/nbnowhere").status_code == 204
 
 
 @pytest.fixture(scope="module")
