@@ -28,6 +28,8 @@ SAMPLES: list[tuple[str, dict[str, str]]] = [
     ("/api/clusters/", {"owner": "alice", "name": "hpc", "job": "1"}),
     ("/api/cloud-accounts/", {"name": "lab"}),
     ("/api/networks/", {"name": "net1"}),
+    ("/api/os-snapshots/", {"owner": "alice", "name": "snap"}),
+    ("/api/static-ips/", {"owner": "alice", "name": "ip1"}),
     ("/api/workflows/", {"owner": "alice", "name": "flow", "version": "1"}),
     ("/api/runs/", {"ref": "alice.flow.00001"}),
     ("/api/sessions/", {"owner": "alice", "name": "desk"}),

@@ -17,6 +17,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 
 from corral_api.routes.audit import list_audit
 from corral_api.routes.auth import AuthController, SshKeyController, ssh_public_keys
+from corral_api.routes.cloud_resources import OsSnapshotController, StaticIpController
 from corral_api.routes.cloud_settings import CloudSettingsController
 from corral_api.routes.clouds import CloudAccountController
 from corral_api.routes.clusters import ClusterController
@@ -146,6 +147,8 @@ def create_app(runtime: Runtime, *, debug: bool = False) -> Litestar:
         CloudAccountController,
         CloudAccountAccessController,
         NetworkController,
+        OsSnapshotController,
+        StaticIpController,
         CloudSettingsController,
         WorkflowController,
         WorkflowSchemaController,

@@ -17,6 +17,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from corral_core.audit.service import AuditLog
+from corral_core.cloud_resources.common import Owners
+from corral_core.cloud_resources.snapshots import OsSnapshotReconciler, OsSnapshotService
+from corral_core.cloud_resources.spec import OS_SNAPSHOT_KIND, STATIC_IP_KIND
+from corral_core.cloud_resources.static_ips import StaticIpReconciler, StaticIpService
 from corral_core.clusters.accounts import CloudAccounts
 from corral_core.clusters.cloud import CloudClusters
 from corral_core.clusters.cloud_settings import CloudSettings
@@ -137,6 +141,20 @@ class Runtime:
         self.reconciler.bind(
             NETWORK_KIND, NetworkReconciler(self.db, kernel, self.resources, self.cloud_accounts)
         )
+        self.os_snapshots = OsSnapshotService(
+            self.db,
+            kernel,
+            self.resources,
+            self.access,
+            self.cloud_accounts,
+            self.cloud_clusters,
+            Owners(self.db, self.authn),
+        )
+        self.reconciler.bind(OS_SNAPSHOT_KIND, OsSnapshotReconciler(self.os_snapshots))
+        self.static_ips = StaticIpService(
+            self.db, kernel, self.resources, self.access, self.cloud_accounts
+        )
+        self.reconciler.bind(STATIC_IP_KIND, StaticIpReconciler(self.static_ips))
         self.jobs = JobService(self.clusters)
         self.reconciler.bind(CLUSTER_KIND, ClusterReconciler(self.clusters, self.jobs))
         self.workflows = WorkflowService(self.db, self.resources, self.access)

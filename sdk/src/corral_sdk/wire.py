@@ -66,6 +66,10 @@ __all__ = [
     "OrgInfo",
     "OrgVariableInfo",
     "OrgVariableSet",
+    "OsSnapshotCreate",
+    "OsSnapshotInfo",
+    "OsSnapshotList",
+    "OsSnapshotStatus",
     "Page",
     "PartitionInfo",
     "PluginInfo",
@@ -75,6 +79,7 @@ __all__ = [
     "ResourceCreate",
     "ResourceInfo",
     "ResourceList",
+    "ResourceStep",
     "ResourceUpdate",
     "RunClean",
     "RunCleaned",
@@ -89,6 +94,10 @@ __all__ = [
     "RunStepInfo",
     "SshKeyCreate",
     "SshKeyInfo",
+    "StaticIpCreate",
+    "StaticIpInfo",
+    "StaticIpList",
+    "StaticIpStatus",
     "TokenCreate",
     "UserCreate",
     "UserInfo",
@@ -800,6 +809,106 @@ class NetworkDetails(msgspec.Struct, frozen=True, kw_only=True):
 
 class NetworkList(Page, frozen=True, kw_only=True):
     items: list[NetworkDetails]
+
+
+# --- OS snapshots and static IPs ---------------------------------------------------------------
+
+OsSnapshotStatus = Literal["provisioning", "provisioned", "failed", "deleting", "deleted"]
+StaticIpStatus = Literal["provisioning", "provisioned", "failed", "deleting"]
+
+
+class ResourceStep(msgspec.Struct, frozen=True, kw_only=True):
+    """One step of an OS snapshot's or a static IP's provisioning log."""
+
+    name: str
+    state: Literal["pending", "running", "completed", "failed", "skipped", "deleting"]
+    detail: str = ""
+    updated_at: datetime
+
+
+class OsSnapshotCreate(_Request, frozen=True, kw_only=True):
+    """An OS snapshot of a running cloud cluster's controller root disk (OS, data, installed
+    software), usable by name as a new cluster's controller ``image`` or a partition's
+    ``elastic_image``."""
+
+    name: str
+    """3-36 characters: lowercase letters, digits and hyphens, starting with a letter."""
+    cluster: str
+    """The running cloud cluster it is taken from: ``pw://owner/name``, ``owner/name`` or a
+    name of yours (you need its ``admin`` level)."""
+    description: str = ""
+    """At most 100 characters."""
+    tags: list[str] = msgspec.field(default_factory=list)
+
+
+class OsSnapshotInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """An OS snapshot: ``provisioning`` until the cloud has made the image, then
+    ``provisioned`` (or ``failed`` with ``reason``); once deleted, ``deleted`` for an hour
+    (``deleted_at``), then gone."""
+
+    uri: str
+    owner: str
+    name: str
+    description: str
+    tags: list[str]
+    cluster: str
+    """The cluster it was taken from."""
+    cloud_account: str = ""
+    provider: str = ""
+    region: str = ""
+    image_id: str = ""
+    """The cloud's id of the image (an AMI on AWS)."""
+    size_gib: float | None = None
+    status: OsSnapshotStatus
+    reason: str = ""
+    steps: list[ResourceStep] = msgspec.field(default_factory=list)
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None = None
+
+
+class OsSnapshotList(Page, frozen=True, kw_only=True):
+    items: list[OsSnapshotInfo]
+
+
+class StaticIpCreate(_Request, frozen=True, kw_only=True):
+    """A static public IP address in a region of a cloud account, kept across a cluster's
+    starts and stops; attach it by naming it as a cloud cluster's ``controller.static_ip``."""
+
+    name: str
+    cloud_account: str
+    region: str
+    description: str = ""
+    """At most 100 characters."""
+    tags: list[str] = msgspec.field(default_factory=list)
+
+
+class StaticIpInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A static IP: ``provisioning`` until the cloud has allocated it, then ``provisioned`` with
+    its ``address`` (or ``failed`` with ``reason``); ``deleting`` until released, then gone."""
+
+    uri: str
+    owner: str
+    name: str
+    description: str
+    tags: list[str]
+    cloud_account: str
+    provider: str = ""
+    region: str
+    address: str = ""
+    ip_id: str = ""
+    """The cloud's id of the address (an allocation id on AWS)."""
+    used_by: list[str] = msgspec.field(default_factory=list)
+    """Clusters that are not off whose controller uses it."""
+    status: StaticIpStatus
+    reason: str = ""
+    steps: list[ResourceStep] = msgspec.field(default_factory=list)
+    created_at: datetime
+    updated_at: datetime
+
+
+class StaticIpList(Page, frozen=True, kw_only=True):
+    items: list[StaticIpInfo]
 
 
 class ClusterList(Page, frozen=True, kw_only=True):

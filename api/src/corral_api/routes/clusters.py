@@ -266,7 +266,7 @@ class ClusterController(Controller):
         spec = runtime.clusters.spec_of(cluster)
         if not isinstance(spec, CloudClusterSpec):
             raise Invalid(f"{owner}/{name} is an existing cluster: Corral prices only clouds'")
-        return await runtime.clusters.cloud.estimate(cluster.org, spec)
+        return await runtime.clusters.cloud.estimate(cluster.org, spec, cluster.owner)
 
     # --- the cluster's own calls (its session token, not a user's credential) --------------------
 

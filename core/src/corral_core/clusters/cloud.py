@@ -36,10 +36,12 @@ import msgspec
 from sqlalchemy import and_, case, func, or_, update
 from sqlmodel import col, select
 
+from corral_core.cloud_resources.attach import snapshot_images, static_ip_id
 from corral_core.clusters.accounts import CloudAccounts
 from corral_core.clusters.models import ClusterJob, ClusterNode, ClusterSession, ProvisionStep
 from corral_core.clusters.spec import CloudClusterSpec
 from corral_core.db import Database, utcnow
+from corral_core.identity.names import ResourceRef
 from corral_core.networks.placement import NetworkAttachment, cluster_network
 from corral_core.plugins import Kernel
 from corral_core.resources.models import Resource
@@ -315,10 +317,15 @@ class CloudClusters:
         return await cluster_network(self.db, self.kernel, org, spec.cloud, row.provider, region)
 
     async def placement(
-        self, provider: CloudProvider, account: CloudAccount, spec: CloudClusterSpec
+        self,
+        provider: CloudProvider,
+        account: CloudAccount,
+        spec: CloudClusterSpec,
+        owner: str = "",
     ) -> dict[str, Any]:
         """Region, zone, image and instance types (with their sizes) of the controller and each
-        partition, resolved against the provider's catalogue."""
+        partition, resolved against the provider's catalogue; an image may be an OS snapshot
+        ``owner`` may use (:mod:`corral_core.cloud_resources.attach`)."""
         regions = list(await provider.list_regions(account))
         if not regions:
             raise ProviderError(f"cloud account {account.name!r} offers no region")
@@ -352,8 +359,21 @@ class CloudClusters:
             return types[chosen]
 
         images = list(await provider.list_images(account, region.name))
+        snapshots = await snapshot_images(
+            self.db,
+            owner,
+            spec.cloud.cloud_account,
+            region.name,
+            [(controller.image, "cloud.controller.image")]
+            + [
+                (p.elastic_image, f"cloud.partitions.{i}.elastic_image")
+                for i, p in enumerate(spec.partitions())
+            ],
+        )
 
         def image(name: str, field: str) -> str:
+            if name in snapshots:
+                return snapshots[name]
             if name in ("", "latest"):
                 latest = next((i for i in images if i.latest), images[0] if images else None)
                 if latest is None:
@@ -676,7 +696,7 @@ class CloudClusters:
         account: CloudAccount,
         nodes: list[ClusterNode],
     ) -> None:
-        placement = await self.placement(provider, account, spec)
+        placement = await self.placement(provider, account, spec, resource.owner)
         elastic = self.elastic(resource, spec, row.number, placement, row.controller_address)
         network = await self.network_of(resource.org, spec, placement["region"])
         partitions = spec.partitions()
@@ -881,7 +901,7 @@ class CloudClusters:
         collecting = "Collecting cluster variables"
         await steps.step(collecting, StepState.RUNNING)
         provider, account, _ = await self.account_of(resource.org, spec)
-        placement = await self.placement(provider, account, spec)
+        placement = await self.placement(provider, account, spec, resource.owner)
         self.scheduler_for(spec, None)
         network = await self.network_of(resource.org, spec, placement["region"])
         await steps.step(collecting, StepState.COMPLETED)
@@ -906,7 +926,14 @@ class CloudClusters:
                     idempotency_key=f"corral-{resource.id}-{row.number}-controller",
                     zones=(placement["zone"],) if placement["zone"] else (),
                     root_disk_gib=controller.root_size_gib,
-                    static_ip=controller.static_ip or None,
+                    static_ip=await static_ip_id(
+                        self.db,
+                        org=resource.org,
+                        owner=resource.owner,
+                        cluster=ResourceRef(resource.owner, resource.name).uri,
+                        cloud=spec.cloud,
+                        region=placement["region"],
+                    ),
                     network=None
                     if network is None
                     else network.placement((placement["zone"],) if placement["zone"] else ()),
@@ -987,7 +1014,7 @@ class CloudClusters:
         configuration rewritten on the controller, nodes no partition has any more let go.
         A failure leaves the cluster active on its old configuration and is tried again."""
         provider, account, _ = await self.account_of(resource.org, spec)
-        placement = await self.placement(provider, account, spec)
+        placement = await self.placement(provider, account, spec, resource.owner)
         elastic = self.elastic(resource, spec, row.number, placement)
         wanted = await self._config_hash(spec, elastic)
         done = {**status, "config_generation": resource.generation, "config_hash": wanted}
@@ -1260,9 +1287,9 @@ class CloudClusters:
             lines=row.bootstrap_output.splitlines() if row is not None else [],
         )
 
-    async def estimate(self, org: str, spec: CloudClusterSpec) -> ClusterEstimate:
+    async def estimate(self, org: str, spec: CloudClusterSpec, owner: str = "") -> ClusterEstimate:
         provider, account, _ = await self.account_of(org, spec)
-        placement = await self.placement(provider, account, spec)
+        placement = await self.placement(provider, account, spec, owner)
         items: list[HourlyCost] = []
         total = Decimal(0)
         currency = "USD"

@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 from sqlmodel import col, select
 
+from corral_core.cloud_resources.attach import static_ip_id
 from corral_core.clusters.cloud import CloudClusters
 from corral_core.clusters.spec import (
     CLUSTER_KIND,
@@ -147,13 +148,22 @@ class ClusterService:
                 field="description",
             )
 
-    async def _check_cloud(self, org: str, owner: str, spec: CloudClusterSpec) -> None:
+    async def _check_cloud(self, org: str, owner: str, spec: CloudClusterSpec, name: str) -> None:
         """The account exists in the organization, the scheduler, regions, zones, instance
-        types and images are ones its provider and plugins offer, the organization's instance
-        type policy allows the types, and the owner may use the capacity reservations."""
+        types and images (or OS snapshots) are ones its provider and plugins offer, the
+        organization's instance type policy allows the types, the owner may use the capacity
+        reservations, and the controller's static IP is no other running cluster's."""
         provider, account, provider_name = await self.cloud.account_of(org, spec)
         self.cloud.scheduler_for(spec, None)
-        placement = await self.cloud.placement(provider, account, spec)
+        placement = await self.cloud.placement(provider, account, spec, owner)
+        await static_ip_id(
+            self.db,
+            org=org,
+            owner=owner,
+            cluster=ResourceRef(owner, name).uri,
+            cloud=spec.cloud,
+            region=placement["region"],
+        )
         await cluster_network(
             self.db, self.kernel, org, spec.cloud, provider_name, placement["region"]
         )
@@ -212,7 +222,7 @@ class ClusterService:
         self._check_scheduler(spec.scheduler, spec.scheduler_config)
         await self._check_group(principal, spec.group)
         if isinstance(spec, CloudClusterSpec):
-            await self._check_cloud(principal.org, principal.username, spec)
+            await self._check_cloud(principal.org, principal.username, spec, data.name)
         created = await self.resources.create(
             CLUSTER_KIND,
             org=principal.org,
@@ -277,7 +287,7 @@ class ClusterService:
         if isinstance(spec, CloudClusterSpec):
             self._check_live_edit(resource, current, msgspec.to_builtins(spec))
             if "cloud" in changes:
-                await self._check_cloud(resource.org, resource.owner, spec)
+                await self._check_cloud(resource.org, resource.owner, spec, resource.name)
         await self.resources.describe(
             resource.id,
             display_name=data.display_name,
@@ -337,7 +347,7 @@ class ClusterService:
             # the organization's policy and reservations may have changed since it was defined
             spec = self.spec_of(resource)
             assert isinstance(spec, CloudClusterSpec)
-            await self._check_cloud(resource.org, resource.owner, spec)
+            await self._check_cloud(resource.org, resource.owner, spec, resource.name)
             # the reconcile opens the session (under its lease: a destroy still running cannot
             # end it); a failed start's session is replaced there
             if resource.observed_state == "stopped":

@@ -148,6 +148,17 @@ def corral_register_session_types() -> list[SessionTypeRecord]:
 
 @hookimpl
 def corral_register_resource_kinds() -> list[ResourceKindRecord]:
+    from corral_core.cloud_resources.spec import (
+        OS_SNAPSHOT_KIND,
+        OS_SNAPSHOT_NAME_PATTERN,
+        OS_SNAPSHOT_NAME_RULE,
+        OS_SNAPSHOT_STATES,
+        STATIC_IP_KIND,
+        STATIC_IP_STATES,
+        USE,
+        OsSnapshotDefinition,
+        StaticIpDefinition,
+    )
     from corral_core.clusters.spec import (
         CLUSTER_KIND,
         CLUSTER_SHARE_LEVELS,
@@ -205,6 +216,34 @@ def corral_register_resource_kinds() -> list[ResourceKindRecord]:
             docs="A cloud account's networking stack (VPCs, subnets, gateways, firewall rules, "
             "DNS) in one or more regions, each with its own CIDR block, provisioned by the "
             "account's cloud plugin; its organization's cloud clusters run on it.",
+        ),
+        ResourceKindRecord(
+            name=OS_SNAPSHOT_KIND,
+            # The runtime binds the reconciler to its services (ResourceReconciler.bind).
+            factory="corral_core.cloud_resources.snapshots:OsSnapshotReconciler",
+            config=OsSnapshotDefinition,
+            states=OS_SNAPSHOT_STATES,
+            initial_state="provisioning",
+            # deleted is not settled: the reconciler removes the snapshot an hour later
+            terminal_states=frozenset({"provisioned", "failed"}),
+            share_levels=(USE,),
+            name_pattern=OS_SNAPSHOT_NAME_PATTERN,
+            name_max_length=36,
+            name_rule=OS_SNAPSHOT_NAME_RULE,
+            docs="An image of a running cloud cluster's controller root disk (OS, data, "
+            "installed software), made by its cloud plugin; new clusters boot from it by name.",
+        ),
+        ResourceKindRecord(
+            name=STATIC_IP_KIND,
+            # The runtime binds the reconciler to its services (ResourceReconciler.bind).
+            factory="corral_core.cloud_resources.static_ips:StaticIpReconciler",
+            config=StaticIpDefinition,
+            states=STATIC_IP_STATES,
+            initial_state="provisioning",
+            terminal_states=frozenset({"provisioned", "failed"}),
+            share_levels=(USE,),
+            docs="A static public IP address in a region of a cloud account, attached to a "
+            "cloud cluster's controller and kept across its starts.",
         ),
         ResourceKindRecord(
             name=SESSION_KIND,
