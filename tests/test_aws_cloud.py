@@ -46,11 +46,7 @@ pytestmark = pytest.mark.skipif(
 
 REGION, ZONE = "us-east-1", "us-east-1a"
 CIDR, GATEWAY, BRIDGE = "10.86.0.0/16", "10.86.0.1", "crlaws0"
-CREDENTIALS = {
-    "account_id": "123456789012",
-    "access_key_id": "AKIAIOSFODNN7EXAMPLE",
-    "secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-}
+ACCOUNT_ID = "123456789012"  # moto's
 COST_TAGS = ("Date", "GroupID", "Name", "OrganizationID", "Pool", "Project", "Session",
              "SessionID", "User")  # fmt: skip
 
@@ -113,6 +109,21 @@ def server(
             "CORRAL_RECONCILE_SWEEP_INTERVAL": "2",
         }
 
+    # what an admin does first: an IAM user for Corral, and an access key of it to type in
+    iam = boto3.client(
+        "iam",
+        region_name=REGION,
+        endpoint_url=proxy.url,
+        aws_access_key_id="AKIAIOSFODNN7EXAMPLE",
+        aws_secret_access_key="test",
+    )
+    iam.create_user(UserName="corral")
+    key = iam.create_access_key(UserName="corral")["AccessKey"]
+    typed = {
+        "account_id": ACCOUNT_ID,
+        "access_key_id": key["AccessKeyId"],
+        "secret_access_key": key["SecretAccessKey"],
+    }
     for server in corral_server(tmp_path_factory.mktemp("aws-cloud"), settings):
         _post(
             server,
@@ -120,7 +131,7 @@ def server(
             {
                 "name": "awslab",
                 "provider": "aws",
-                "credentials": CREDENTIALS,
+                "credentials": typed,
                 "settings": {"endpoint_url": proxy.url},
             },
             headers=server.admin,
@@ -129,7 +140,11 @@ def server(
             "the AWS account is validated", functools.partial(validated, server), timeout=120
         )
         assert checked["permissions"] == "sufficient", checked
-        assert CREDENTIALS["secret_access_key"] not in json.dumps(checked)
+        assert typed["secret_access_key"] not in json.dumps(checked)
+        # the typed key was rotated (spec 2.3.1): the account works on a key only Corral knows
+        assert checked["principal"] != typed["access_key_id"], checked
+        keys = iam.list_access_keys(UserName="corral")["AccessKeyMetadata"]
+        assert [k["AccessKeyId"] for k in keys] == [checked["principal"]]
         response = httpx.put(
             f"{server.url}/api/cloud-accounts/awslab/access",
             json={"org_wide": True},

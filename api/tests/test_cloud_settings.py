@@ -52,7 +52,8 @@ class LabCredentials(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
 class LabCloud(CloudProviderBase):
     """Answers like a cloud whose secret decides the outcome: ``wrong`` does not authenticate,
-    ``restricted`` lacks a permission."""
+    ``restricted`` lacks a permission, ``rotate-me`` is replaced by a key of the cloud's own
+    (which the next check, made with it, reports as ``rotated``), as AWS keys are."""
 
     calls: list[str] = []
 
@@ -68,6 +69,9 @@ class LabCloud(CloudProviderBase):
                 guide_url=GUIDE,
                 message="1 permission is missing",
             )
+        if account.credentials.secret == "rotate-me":
+            replaced = LabCredentials(key_id="K-rotated", secret="made-by-the-cloud")
+            return CredentialCheck(principal=account.credentials.key_id, credentials=replaced)
         return CredentialCheck(principal=account.credentials.key_id)
 
     async def list_regions(self, account: CloudAccount) -> Sequence[Region]:
@@ -262,6 +266,23 @@ async def test_update_credentials_revalidates_and_never_returns_them(api: Api) -
         "/api/cloud-accounts/lab1", json={"credentials": {"key_id": "nope"}}, headers=admin
     )
     assert bad.status_code == 422 and field_of(bad) == "credentials.key_id"
+
+
+async def test_credentials_a_provider_replaces_are_stored_and_checked_again(api: Api) -> None:
+    admin = await api.admin()
+    LabCloud.calls.clear()
+    made = await add_account(api, admin, secret="rotate-me")
+    # stored encrypted, then validated with: the account's principal is the new key
+    assert made["permissions"] == "sufficient", made
+    assert made["principal"] == "K-rotated"
+    assert LabCloud.calls == ["rotate-me", "made-by-the-cloud"]
+    row = await api.runtime.cloud_accounts.get("default", "lab1")
+    assert api.runtime.cloud_accounts.account(row).credentials == LabCredentials(
+        key_id="K-rotated", secret="made-by-the-cloud"
+    )
+    assert "made-by-the-cloud" not in row.credentials
+    shown = await api.client.get("/api/cloud-accounts/lab1", headers=admin)
+    assert "made-by-the-cloud" not in shown.text
 
 
 @pytest.mark.parametrize("field", ["name", "provider"])

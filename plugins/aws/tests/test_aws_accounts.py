@@ -145,15 +145,25 @@ async def test_work_runs_on_federation_tokens(
 async def test_rotation_retires_the_typed_key(
     provider: AwsCloud, account: CloudAccount, moto: str
 ) -> None:
+    """Spec 2.3.1: the typed key stops working, the account still validates. In two checks, as
+    the kernel makes them: the first returns a new key to store, the second (with it) deletes
+    the typed one, the third has nothing left to do."""
     typed = iam_user(moto, "rotated", [ALLOW_ALL])
     _auth(moto, "0")
     try:
-        rotated = await provider.rotate_credentials(with_credentials(account, typed))
+        first = await provider.validate_credentials(with_credentials(account, typed))
+        rotated = first.credentials
+        assert isinstance(rotated, AwsCredentials) and first.sufficient
         assert rotated.access_key_id != typed.access_key_id
-        assert (
-            "rotated"
-            in (await provider.validate_credentials(with_credentials(account, rotated))).message
-        )
+        assert rotated.corral_key_id == rotated.access_key_id
+        assert rotated.retired_key_id == typed.access_key_id
+        assert "secret" not in repr(first).lower().replace("secret_access_key=<redacted>", "")
+        second = await provider.validate_credentials(with_credentials(account, rotated))
+        assert second.sufficient and "was deleted" in second.message
+        cleaned = second.credentials
+        assert isinstance(cleaned, AwsCredentials) and cleaned.retired_key_id == ""
+        third = await provider.validate_credentials(with_credentials(account, cleaned))
+        assert third.sufficient and third.credentials is None
         with pytest.raises(NotAuthenticated):
             await AwsCloud().validate_credentials(with_credentials(account, typed))
     finally:

@@ -50,7 +50,7 @@ log = logging.getLogger("corral.clusters")
 
 _NAME = re.compile(r"^[a-z0-9]{1,63}$")
 CHECK_LEASE_SECONDS = 300.0
-CHECK_ROUNDS = 3
+CHECK_ROUNDS = 5
 """Validations one job runs back to back when updates keep asking for newer ones."""
 
 
@@ -258,6 +258,15 @@ class CloudAccounts:
                     outcome = _failed("the provider failed unexpectedly (see the server log)")
                 else:
                     outcome = _outcome(check)
+                    if check.credentials is not None:
+                        # replaced credentials (a rotated key): stored, then checked again,
+                        # with which the provider retires what they replace
+                        outcome = {
+                            "credentials": self.secrets.encrypt(
+                                json.dumps(msgspec.to_builtins(check.credentials))
+                            ),
+                            "credentials_updated_at": utcnow(),
+                        }
                 async with self.db.session() as session:
                     done = await session.exec(
                         update(CloudAccountRecord)
@@ -266,8 +275,8 @@ class CloudAccounts:
                         .values(validated_at=utcnow(), **outcome)
                     )
                     await session.commit()
-                if done.rowcount:
-                    return  # else an update asked for a newer validation meanwhile
+                if done.rowcount and "permissions" in outcome:
+                    return  # else new credentials to check, or a newer validation asked for
         finally:
             await release_lease(self.db, lease, holder)
 

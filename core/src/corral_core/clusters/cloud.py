@@ -50,6 +50,7 @@ from corral_core.ssh import HostKeyStore
 from corral_core.ssh.pool import SSHEndpoint, SSHIdentity, SSHPool
 from corral_core.ssh.runner import SSHRunner
 from corral_sdk.errors import (
+    Conflict,
     CorralError,
     Invalid,
     NotAuthenticated,
@@ -58,7 +59,7 @@ from corral_sdk.errors import (
     Timeout,
     TransportError,
 )
-from corral_sdk.features import SchedulerFeature
+from corral_sdk.features import CloudFeature, SchedulerFeature
 from corral_sdk.providers._common import StepState
 from corral_sdk.providers.cloud import CloudAccount, CloudProvider, Instance, InstanceRequest
 from corral_sdk.providers.scheduler import ElasticClusterSpec, ElasticPartition, Scheduler
@@ -726,6 +727,9 @@ class CloudClusters:
                     await self._set_node(node.id, state="failed", reason=refused[partition_name])
                 continue
             try:
+                group = await self._placement_group(
+                    resource, spec, provider, account, placement["region"], index, row.number
+                )
                 user_data = await self.user_data(
                     resource, spec, row, elastic, host=f"a node of {partition_name}",
                     role="compute",
@@ -740,7 +744,7 @@ class CloudClusters:
                         idempotency_key=f"corral-{resource.id}-{row.number}-{batch}",
                         zones=tuple(placed["zones"]),
                         spot=partition.preemptible,
-                        placement_group=partition.placement_group or None,
+                        placement_group=group,
                         capacity_reservation_id=partition.capacity_reservation_id or None,
                         network=None if network is None else network.placement(placed["zones"]),
                         options={}
@@ -778,6 +782,77 @@ class CloudClusters:
                     reason="",
                 )
             await steps.step(step, StepState.COMPLETED, f"{len(instances)} hosts")
+
+    @staticmethod
+    def placement_group_name(resource: Any, partition: str) -> str:
+        """The placement group Corral makes for a partition with ``use_placement_group``: one
+        per cluster and partition, kept across sessions, deleted with the cluster."""
+        return f"corral-{resource.id}-{partition}"
+
+    async def _placement_group(
+        self,
+        resource: Any,
+        spec: CloudClusterSpec,
+        provider: CloudProvider,
+        account: CloudAccount,
+        region: str,
+        index: int,
+        number: int,
+    ) -> str | None:
+        """The placement group a partition's nodes go in: the one it names (a capacity
+        reservation's), or Corral's own, made here if missing (idempotent), or none."""
+        partition = spec.partitions()[index]
+        if partition.placement_group:
+            return partition.placement_group
+        if not partition.use_placement_group:
+            return None
+        record = self.kernel.cloud(await self._provider_name(resource.org, spec))
+        if CloudFeature.PLACEMENT_GROUPS not in record.features:
+            raise Invalid(
+                f"cloud provider {record.name!r} has no placement groups",
+                field=f"cloud.partitions.{index}.use_placement_group",
+            )
+        name = self.placement_group_name(resource, partition.name)
+        await provider.create_placement_group(
+            account,
+            region,
+            name,
+            tags=self.tags(resource, number, "compute", partition.name, spec.group),
+        )
+        return name
+
+    async def _provider_name(self, org: str, spec: CloudClusterSpec) -> str:
+        return (await self.accounts.get(org, spec.cloud.cloud_account)).provider
+
+    async def _delete_placement_groups(
+        self,
+        resource: Any,
+        spec: CloudClusterSpec,
+        provider: CloudProvider,
+        account: CloudAccount,
+        region: str,
+        steps: StepLog,
+    ) -> None:
+        """Corral's placement groups of the cluster, once their instances are gone (AWS refuses
+        before: the reconcile tries again)."""
+        record = self.kernel.cloud(await self._provider_name(resource.org, spec))
+        if CloudFeature.PLACEMENT_GROUPS not in record.features:
+            return
+        for partition in spec.partitions():
+            if partition.placement_group or not partition.use_placement_group:
+                continue
+            name = self.placement_group_name(resource, partition.name)
+            step = f"Placement group {name}"
+            try:
+                await provider.delete_placement_group(account, region, name)
+            except Conflict as exc:
+                await steps.step(step, StepState.RUNNING, "waiting for its instances to end")
+                raise ProviderError(
+                    f"placement group {name} still has instances: {exc.message}",
+                    reason="placement-group-in-use",
+                    retryable=True,
+                ) from None
+            await steps.step(step, StepState.COMPLETED)
 
     async def _delete_nodes(
         self,
@@ -1182,6 +1257,7 @@ class CloudClusters:
             await steps.step(step, StepState.COMPLETED)
             if controller.private_ip:
                 await self.pool.call(self.pool.drop_host(controller.private_ip, 22))
+        await self._delete_placement_groups(resource, spec, provider, account, region, steps)
         now = utcnow()
         async with self.db.session() as session:
             await session.exec(

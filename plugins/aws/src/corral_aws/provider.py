@@ -272,7 +272,7 @@ class AwsCloud(AwsNetworks, CloudProviderBase):
 
         def check() -> CredentialCheck:
             sts = self.clients.long_term_client(account, "sts")
-            identity = sts.get_caller_identity()
+            identity = self._identity(sts, fresh=bool(credentials.retired_key_id))
             if identity.get("Account") != credentials.account_id:
                 raise Invalid(
                     f"the access key belongs to AWS account {identity.get('Account')}, not "
@@ -296,43 +296,74 @@ class AwsCloud(AwsNetworks, CloudProviderBase):
                 if _code(exc) not in {"AccessDenied", "AccessDeniedException"}:
                     raise
                 missing.append("sts:GetFederationToken")
-            _ = settings
+            replaced, rotation = (
+                self._rotation(account, credentials) if settings.rotate_keys else (None, "")
+            )
             if missing:
                 return CredentialCheck(
                     principal=credentials.access_key_id,
                     sufficient=False,
                     missing_permissions=tuple(sorted(set(missing))),
                     guide_url=permissions.GUIDE_URL,
-                    message=f"{arn} lacks {len(set(missing))} permissions (checked with {how})",
+                    message=f"{arn} lacks {len(set(missing))} permissions (checked with {how})"
+                    + rotation,
+                    credentials=replaced,
                 )
             return CredentialCheck(
                 principal=credentials.access_key_id,
-                message=f"{arn}: every permission Corral needs (checked with {how})",
+                message=f"{arn}: every permission Corral needs (checked with {how})" + rotation,
+                credentials=replaced,
             )
 
         result: CredentialCheck = await call("check the AWS credentials", check)
         return result
 
-    async def rotate_credentials(self, account: CloudAccount) -> AwsCredentials:
-        """Replace the account's access key by a new one of the same IAM user (spec §2.3.1:
-        the key an admin typed stops working). Returns the new credentials, which the kernel
-        must store before anything else uses the account; the old key is deleted last, so a
-        crash in between leaves a working key either way."""
-        old = self.clients.credentials(account)
-
-        def rotate() -> AwsCredentials:
-            iam = self.clients.long_term_client(account, "iam")
-            made = iam.create_access_key()["AccessKey"]
-            new = AwsCredentials(
-                account_id=old.account_id,
-                access_key_id=made["AccessKeyId"],
-                secret_access_key=made["SecretAccessKey"],
+    def _rotation(
+        self, account: CloudAccount, credentials: AwsCredentials
+    ) -> tuple[AwsCredentials | None, str]:
+        """Spec §2.3.1, in two checks so that a crash never loses the only working key: a typed
+        key (not the one Corral made) gets a new key of the same user, returned for the kernel
+        to store; the check after that, made with the new key, deletes the typed one. Returns
+        the credentials to store (or ``None``) and what to add to the message (blocking)."""
+        iam = self.clients.long_term_client(account, "iam")
+        if credentials.retired_key_id:
+            try:
+                iam.delete_access_key(AccessKeyId=credentials.retired_key_id)
+            except Exception as exc:
+                if _code(exc) != "NoSuchEntity":
+                    return None, f"; the replaced key could not be deleted yet: {_code(exc)}"
+            return msgspec.structs.replace(credentials, retired_key_id=""), (
+                f"; the typed key {credentials.retired_key_id} was deleted"
             )
-            iam.delete_access_key(AccessKeyId=old.access_key_id)
-            return new
+        if credentials.access_key_id == credentials.corral_key_id:
+            return None, ""
+        try:
+            made = iam.create_access_key()["AccessKey"]
+        except Exception as exc:
+            if isinstance(map_error(exc, "rotate"), NotAuthenticated):
+                raise
+            return None, f"; the typed key could not be rotated ({_code(exc) or exc})"
+        return AwsCredentials(
+            account_id=credentials.account_id,
+            access_key_id=made["AccessKeyId"],
+            secret_access_key=made["SecretAccessKey"],
+            corral_key_id=made["AccessKeyId"],
+            retired_key_id=credentials.access_key_id,
+        ), f"; the typed key was replaced by {made['AccessKeyId']}"
 
-        result: AwsCredentials = await call("rotate the AWS access key", rotate)
-        return result
+    @staticmethod
+    def _identity(sts: Any, *, fresh: bool) -> Any:
+        """GetCallerIdentity; a key made moments ago (a rotation's) may take AWS some seconds
+        to accept everywhere, so it is given up to 30 s."""
+        deadline = time.monotonic() + (30 if fresh else 0)
+        while True:
+            try:
+                return sts.get_caller_identity()
+            except Exception as exc:
+                retry = isinstance(map_error(exc, "check"), NotAuthenticated)
+                if not retry or time.monotonic() > deadline:
+                    raise
+                time.sleep(2)
 
     # --- catalogue
 

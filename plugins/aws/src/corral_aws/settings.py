@@ -29,6 +29,11 @@ class AwsCredentials(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     access_key_id: str
     """The IAM user's access key ID: the account's principal."""
     secret_access_key: str
+    corral_key_id: str = ""
+    """Set by Corral: the access key it made itself when it rotated the one typed in (a key
+    that is not this one gets rotated)."""
+    retired_key_id: str = ""
+    """Set by Corral: the typed key a rotation replaced, deleted once the new one is stored."""
 
     def __post_init__(self) -> None:
         if not _ACCOUNT_ID.match(self.account_id):
@@ -61,6 +66,9 @@ class AwsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     """Where STS and IAM are called; default ``us-east-1`` (``us-gov-west-1`` with GovCloud)."""
     regions: list[str] = msgspec.field(default_factory=list)
     """Regions the account may use; empty for every region the account has enabled."""
+    rotate_keys: bool = True
+    """Replace the access key an admin typed by one only Corral knows (spec: the typed key stops
+    working); needs iam:CreateAccessKey and iam:DeleteAccessKey on the user itself."""
     max_attempts: int = 8
     """Attempts per API call when AWS throttles or fails transiently (exponential back-off)."""
     verify_tls: bool = True

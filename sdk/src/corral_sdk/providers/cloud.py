@@ -122,6 +122,15 @@ class CredentialCheck(msgspec.Struct, frozen=True, kw_only=True):
     guide_url: str = ""
     """Where the admin learns which permissions to grant."""
     message: str = ""
+    credentials: Any = None
+    """Credentials to store in place of the account's (an instance of the record's
+    ``credentials`` struct), for a provider that replaces the credentials it was given (AWS
+    rotates the access key an admin typed). The kernel stores them encrypted, then validates
+    again with them, until a check returns none: a provider retires what they replace in that
+    next check, once they are known to be stored."""
+
+    def __repr__(self) -> str:
+        return redacted_repr(self, frozenset({"credentials"}))
 
 
 class Region(msgspec.Struct, frozen=True, kw_only=True):
