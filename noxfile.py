@@ -115,11 +115,25 @@ def plugins(session: nox.Session, plugin: str) -> None:
     )
 
 
+BACKEND_INDEPENDENT = [
+    "tests/test_sessions_lab.py",
+    "tests/test_slurm_conformance_lab.py",
+    "tests/test_docs.py",
+    "tests/test_plugin_discovery.py",
+]
+"""Cross-package tests whose subject does not change with the database and broker (sessions in
+a browser over SSH, the Slurm plugin against the lab, the docs, plugin discovery): run in the
+embedded mode only, which keeps CI under its 40 minutes on 2 cores."""
+
+
 @nox.session
 @nox.parametrize("mode", MODES)
 def integration(session: nox.Session, mode: str) -> None:
     install_workspace(session)
-    session.run(*PYTEST, "tests", *session.posargs, env=mode_env(session, mode))
+    skipped = [f"--ignore={path}" for path in BACKEND_INDEPENDENT] if mode == "distributed" else []
+    session.run(
+        *PYTEST, "tests", "--durations=15", *skipped, *session.posargs, env=mode_env(session, mode)
+    )
 
 
 @nox.session
