@@ -150,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cluster_commands(branch, leaf)
     _cloud_commands(branch, leaf)
     _network_commands(branch, leaf)
+    _cloud_resource_commands(branch, leaf)
     _workflow_commands(branch, leaf)
     _session_commands(branch, leaf)
 
@@ -607,6 +608,54 @@ def _network_commands(branch: Callable[..., Any], leaf: Callable[..., Any]) -> N
         command.add_argument("--wait", action="store_true", help="wait until it settles")
         command.add_argument("--wait-timeout", type=float, default=1800.0, help="seconds")
     for command in (ls, create, update, get):
+        _output_flag(command, OUTPUT_TABLE_JSON, "table")
+
+
+def _cloud_resource_commands(branch: Callable[..., Any], leaf: Callable[..., Any]) -> None:
+    """os-snapshots and static-ips: ls, create, get, delete."""
+    module = "corral_sdk.cli.commands.cloud_resources"
+    snapshots = branch("os-snapshots", "images of a running cloud cluster's controller root disk")
+    snap_ls = leaf(snapshots, "ls", f"{module}:snapshot_ls", "list OS snapshots", ["list"])
+    snap_create = leaf(
+        snapshots,
+        "create",
+        f"{module}:snapshot_create",
+        "take an OS snapshot of a running cloud cluster's controller (provisioning, then "
+        "provisioned)",
+    )
+    snap_create.add_argument(
+        "name", help="3-36 lowercase letters, digits and hyphens, starting with a letter"
+    )
+    snap_create.add_argument(
+        "--cluster", required=True, help="the running cloud cluster (pw://owner/name or name)"
+    )
+    snap_get = leaf(snapshots, "get", f"{module}:snapshot_get", "an OS snapshot and its steps")
+    snap_delete = leaf(
+        snapshots,
+        "delete",
+        f"{module}:snapshot_delete",
+        "delete an OS snapshot's image (listed as deleted for an hour)",
+    )
+    ips = branch("static-ips", "static public IP addresses for cloud clusters' controllers")
+    ip_ls = leaf(ips, "ls", f"{module}:static_ip_ls", "list static IPs", ["list"])
+    ip_create = leaf(
+        ips, "create", f"{module}:static_ip_create", "allocate a static IP in a region"
+    )
+    ip_create.add_argument("name")
+    ip_create.add_argument("--cloud-account", required=True)
+    ip_create.add_argument("--region", required=True)
+    ip_get = leaf(ips, "get", f"{module}:static_ip_get", "a static IP and its address")
+    ip_delete = leaf(
+        ips, "delete", f"{module}:static_ip_delete", "release a static IP (deleting, then gone)"
+    )
+    for command in (snap_create, ip_create):
+        command.add_argument("--description")
+    for command in (snap_get, snap_delete, ip_get, ip_delete):
+        command.add_argument("name", help="pw://owner/name, owner/name or a name of yours")
+    for command in (snap_create, snap_delete, ip_create, ip_delete):
+        command.add_argument("--wait", action="store_true", help="wait until it settles")
+        command.add_argument("--wait-timeout", type=float, default=1800.0, help="seconds")
+    for command in (snap_ls, snap_create, snap_get, ip_ls, ip_create, ip_get):
         _output_flag(command, OUTPUT_TABLE_JSON, "table")
 
 
