@@ -130,7 +130,14 @@ async def test_worker_killed_in_the_middle_of_a_switch(lab: tuple[Lab, Runtime])
             spec={"path": str(world), "switch_seconds": 3600},
             desired_state="on",
         )
-        await eventually(lambda: world.exists() and world.read_text() == "start on\n")
+
+        async def switching() -> bool:
+            # the line is written before the event: killed between the two, the event is lost
+            # with the worker (a load-dependent race the test must not depend on)
+            began = world.exists() and world.read_text() == "start on\n"
+            return began and any(e.type == "lamp.switching" for e in await runtime.events.read())
+
+        await eventually(switching)
     finally:
         worker.kill()
     assert (await runtime.resources.get(lamp.id)).observed_state == "off"
