@@ -408,6 +408,10 @@ async def test_a_static_ip_is_allocated_once_and_shows_its_address(env: Env) -> 
         await session.commit()
     await env.reconcile(row.id)
     assert (await env.ip("web")).address == "203.0.113.10" and len(ImageLab.addresses) == 1
+    # infrastructure made with the account: the account cannot be deleted under it
+    with pytest.raises(Conflict) as refused:
+        await env.runtime.cloud_accounts.delete(env.admin, "lab")
+    assert "static-ip" in refused.value.message and "web" in refused.value.message
 
 
 async def test_a_static_ip_goes_to_one_running_cluster_and_is_released_when_unused(

@@ -8,6 +8,7 @@ import asyncio
 
 import pytest
 
+from corral_core.clusters.cloud import zone_order
 from corral_core.clusters.jobs import PollCoalescer, SubmitBatcher
 from corral_core.clusters.spec import ExistingClusterSpec
 from corral_core.db import Database
@@ -191,3 +192,13 @@ async def test_a_lost_connection_fails_its_batch_and_a_caller_who_left_is_not_se
     )
     other = await batcher.submit(("c", "bob"), _job("bobs"), scheduler, batch=True)
     assert other.job_id == "bobs", "the lanes are free again"
+
+
+def test_a_multizone_batch_tries_the_zone_holding_most_nodes_then_the_controllers() -> None:
+    zones = ["us-east-1b", "us-east-1c", "us-east-1a"]
+    # no nodes yet: the controller's zone first when it is one of them, then the given order
+    assert zone_order(zones, {}, "us-east-1a") == ("us-east-1a", "us-east-1b", "us-east-1c")
+    assert zone_order(zones, {}, "us-east-1d") == tuple(zones)
+    # then the zone that already holds the most of the cluster's nodes
+    held = {"us-east-1c": 3, "us-east-1b": 1}
+    assert zone_order(zones, held, "us-east-1a") == ("us-east-1c", "us-east-1b", "us-east-1a")

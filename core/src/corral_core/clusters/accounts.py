@@ -23,6 +23,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from corral_core.cloud_resources.spec import OS_SNAPSHOT_KIND, STATIC_IP_KIND
 from corral_core.clusters.cloud_settings import CloudSettings
 from corral_core.clusters.models import CloudAccountRecord
 from corral_core.clusters.spec import CLUSTER_KIND
@@ -383,6 +384,21 @@ class CloudAccounts:
                 raise Conflict(
                     f"cloud account {name!r} still has infrastructure: clusters "
                     f"{', '.join(using)} are not off (destroy them first)",
+                    reason="account-in-use",
+                )
+            kept = [
+                f"{r.kind} {r.owner}/{r.name}"
+                for r in await session.exec(
+                    select(Resource)
+                    .where(col(Resource.kind).in_([OS_SNAPSHOT_KIND, STATIC_IP_KIND]))
+                    .where(col(Resource.org) == principal.org)
+                )
+                if r.spec.get("cloud_account") == name and r.observed_state != "deleted"
+            ]
+            if kept:
+                raise Conflict(
+                    f"cloud account {name!r} still has infrastructure: {', '.join(kept)} "
+                    "(delete them first)",
                     reason="account-in-use",
                 )
             networks = [

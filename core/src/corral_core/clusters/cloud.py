@@ -372,11 +372,13 @@ class CloudClusters:
             ],
         )
 
-        def image(name: str, field: str) -> str:
+        def image(name: str, field: str, kind: Any) -> str:
             if name in snapshots:
                 return snapshots[name]
             if name in ("", "latest"):
-                latest = next((i for i in images if i.latest), images[0] if images else None)
+                # the recommended image of the instance type's architecture (Graviton: arm64)
+                fits = [i for i in images if i.architecture == kind.architecture] or images
+                latest = next((i for i in fits if i.latest), fits[0] if fits else None)
                 if latest is None:
                     raise ProviderError(f"region {region.name} offers no image")
                 return latest.id
@@ -384,19 +386,25 @@ class CloudClusters:
                 raise Invalid(f"image {name!r} is not offered in {region.name}", field=field)
             return next(i.id for i in images if name in (i.id, i.name))
 
+        controller_type = kind(controller.instance_type, "cloud.controller.instance_type")
+        partitions = []
+        for i, p in enumerate(spec.partitions()):
+            partition_type = kind(p.instance_type, f"cloud.partitions.{i}.instance_type")
+            partitions.append(
+                {
+                    "type": partition_type,
+                    "image": image(
+                        p.elastic_image, f"cloud.partitions.{i}.elastic_image", partition_type
+                    ),
+                    "zones": list(p.zones) or ([zone] if zone else []),
+                }
+            )
         return {
             "region": region.name,
             "zone": zone,
-            "controller_type": kind(controller.instance_type, "cloud.controller.instance_type"),
-            "controller_image": image(controller.image, "cloud.controller.image"),
-            "partitions": [
-                {
-                    "type": kind(p.instance_type, f"cloud.partitions.{i}.instance_type"),
-                    "image": image(p.elastic_image, f"cloud.partitions.{i}.elastic_image"),
-                    "zones": list(p.zones) or ([zone] if zone else []),
-                }
-                for i, p in enumerate(spec.partitions())
-            ],
+            "controller_type": controller_type,
+            "controller_image": image(controller.image, "cloud.controller.image", controller_type),
+            "partitions": partitions,
         }
 
     def elastic(
@@ -742,7 +750,9 @@ class CloudClusters:
                         image=placed["image"],
                         names=names,
                         idempotency_key=f"corral-{resource.id}-{row.number}-{batch}",
-                        zones=tuple(placed["zones"]),
+                        zones=await self._zone_order(
+                            resource, provider, account, placement, placed["zones"]
+                        ),
                         spot=partition.preemptible,
                         placement_group=group,
                         capacity_reservation_id=partition.capacity_reservation_id or None,
@@ -782,6 +792,27 @@ class CloudClusters:
                     reason="",
                 )
             await steps.step(step, StepState.COMPLETED, f"{len(instances)} hosts")
+
+    async def _zone_order(
+        self,
+        resource: Any,
+        provider: CloudProvider,
+        account: CloudAccount,
+        placement: dict[str, Any],
+        zones: list[str],
+    ) -> tuple[str, ...]:
+        """The order a MultiZone batch tries its zones in (spec): the zone holding most of the
+        cluster's nodes first; with none yet, the controller's zone when it is one of them;
+        then the partition's own order."""
+        if len(zones) < 2:
+            return tuple(zones)
+        held: dict[str, int] = {}
+        for instance in await provider.describe_instances(
+            account, placement["region"], tags={TAG_CLUSTER: str(resource.id)}
+        ):
+            if not instance.state.gone and instance.tags.get(TAG_ROLE) != "controller":
+                held[instance.zone] = held.get(instance.zone, 0) + 1
+        return zone_order(zones, held, placement["zone"])
 
     @staticmethod
     def placement_group_name(resource: Any, partition: str) -> str:
@@ -1401,6 +1432,15 @@ class CloudClusters:
             )
             total += most or 0
         return ClusterEstimate(items=items, max_total=money(total), currency=currency)
+
+
+def zone_order(zones: list[str], held: dict[str, int], controller_zone: str) -> tuple[str, ...]:
+    """The order a MultiZone batch tries ``zones`` in (spec, AWS): the zone holding most of
+    the cluster's nodes first (``held``: nodes per zone); with none yet, the controller's zone
+    when it is one of them; then the partition's own order."""
+    return tuple(
+        sorted(zones, key=lambda z: (-held.get(z, 0), z != controller_zone, zones.index(z)))
+    )
 
 
 def _tail(text: str, limit: int = 2000) -> str:
