@@ -19,9 +19,15 @@ from litestar.testing import AsyncTestClient
 from corral_api.app import create_app
 from corral_core.plugins import PluginSource
 from corral_core.testing import ADMIN_PASSWORD, ADMIN_USERNAME, TestDeployment
+from corral_sdk.errors import Invalid
 from corral_sdk.features import CloudFeature
 from corral_sdk.plugin import CloudRecord, hookimpl
-from corral_sdk.providers.cloud import CloudAccount, CloudProviderBase, CredentialCheck
+from corral_sdk.providers.cloud import (
+    CloudAccount,
+    CloudProviderBase,
+    CredentialCheck,
+    NetworkSpec,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -48,6 +54,12 @@ class ApiNet(CloudProviderBase):
     async def start_instances(self, *args: Any) -> None: ...
     async def stop_instances(self, *args: Any) -> None: ...
     async def delete_instances(self, *args: Any) -> None: ...
+
+    async def check_network(self, account: CloudAccount, spec: NetworkSpec) -> None:
+        if spec.mode not in ("", "private"):
+            raise Invalid(f"no networking mode {spec.mode!r}", field="mode")
+        if spec.mode == "private" and not spec.options.get("transit_gateway_id"):
+            raise Invalid("a private network needs its gateway", field="options.transit_gateway_id")
 
 
 class ApiNetPlugin:
@@ -182,6 +194,9 @@ async def test_names_accounts_and_providers_are_checked(
         ({**NET, "name": "Net-1"}, "name"),
         ({**NET, "cloud_account": "nope"}, "cloud_account"),
         ({**NET, "cloud_account": "flat"}, "cloud_account"),
+        # the provider's own rules, before anything is stored (CloudProvider.check_network)
+        ({**NET, "mode": "bogus"}, "mode"),
+        ({**NET, "mode": "private"}, "options.transit_gateway_id"),
     ):
         response = await api.client.post("/api/networks", json=body, headers=alice)
         assert response.status_code == 422, response.text

@@ -133,6 +133,9 @@ class NetLab(CloudProviderBase):
         cls.networks[key] = NetworkInfo(id=f"net-{key}", name=spec.name, regions=tuple(regions))
         return cls.networks[key]
 
+    async def check_network(self, account: Any, spec: NetworkSpec) -> None:
+        return None  # the stand-in provisions any mode
+
     async def create_network(self, account: Any, spec: NetworkSpec, *, log: Any) -> NetworkInfo:
         type(self).calls.append(f"create {spec.name}")
         existing = type(self).networks.get(spec.tags["corral-network"])

@@ -166,6 +166,10 @@ class MemCloud(CloudProviderBase):
         for instance_id in instance_ids:
             INSTANCES.pop(instance_id, None)
 
+    async def check_network(self, account, spec):
+        if spec.mode not in ("", "flat"):
+            raise Invalid(f"no mode {spec.mode!r}", field="mode")
+
     async def create_network(self, account, spec, *, log):
         for network in NETWORKS.values():
             if network.name == spec.name:

@@ -136,6 +136,14 @@ class NetworkService:
                 field="cloud_account",
             )
 
+    async def _check_with_provider(
+        self, account: CloudAccountRecord, definition: NetworkDefinition, name: str
+    ) -> None:
+        """The provider's own rules (a mode's options, sizes, regions): a 422 naming the field
+        before anything is stored, not a network that fails while provisioning."""
+        provider = self.accounts.provider(account.provider)
+        await provider.check_network(self.accounts.account(account), definition.network_spec(name))
+
     @staticmethod
     def _definition(raw: dict[str, Any]) -> NetworkDefinition:
         try:
@@ -167,6 +175,7 @@ class NetworkService:
         account = await self._account(principal, definition.cloud_account)
         await self.access.require(principal, account, "creating a network")
         self._check_provider(account)
+        await self._check_with_provider(account, definition, data.name)
         if account.deleting_at is not None:
             raise Conflict(
                 f"cloud account {account.name!r} is being deleted", reason="account-deleting"
@@ -227,6 +236,7 @@ class NetworkService:
         )
         changed = msgspec.to_builtins(definition) != row.spec
         if changed:
+            await self._check_with_provider(account, definition, name)
             status = NETWORK_STATUS.get(row.observed_state, row.observed_state)
             if row.desired_state == "deleting":
                 raise Conflict(f"network {name!r} is being deleted", reason="network-deleting")

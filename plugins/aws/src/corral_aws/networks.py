@@ -439,6 +439,10 @@ class AwsNetworks:
 
     # --- public methods
 
+    async def check_network(self, account: CloudAccount, spec: NetworkSpec) -> None:
+        """The rules that need no call (spec 3.4: modes, peering, NAT, sizes, regions)."""
+        _check_spec(account, spec, self.clients.settings(account).regions)
+
     async def create_network(
         self, account: CloudAccount, spec: NetworkSpec, *, log: ProgressLog
     ) -> NetworkInfo:

@@ -526,6 +526,13 @@ class CloudProvider(Protocol):
 
     # --- CloudFeature.NETWORKS
 
+    async def check_network(self, account: CloudAccount, spec: NetworkSpec) -> None:
+        """Refuse what the provider cannot provision in ``spec`` (its mode, options, regions,
+        sizes) before the kernel stores it, raising ``Invalid`` with the field (``mode``,
+        ``options.transit_gateway_id``, ``regions.1.cidr``). No cloud call is needed; what needs
+        one is found by :meth:`create_network`."""
+        ...
+
     async def create_network(
         self, account: CloudAccount, spec: NetworkSpec, *, log: ProgressLog
     ) -> NetworkInfo:
@@ -643,7 +650,12 @@ class CloudProvider(Protocol):
 
 CLOUD_FEATURE_METHODS: Mapping[CloudFeature, tuple[str, ...]] = MappingProxyType(
     {
-        CloudFeature.NETWORKS: ("create_network", "update_network", "delete_network"),
+        CloudFeature.NETWORKS: (
+            "check_network",
+            "create_network",
+            "update_network",
+            "delete_network",
+        ),
         CloudFeature.SPOT: (),
         CloudFeature.PLACEMENT_GROUPS: ("create_placement_group", "delete_placement_group"),
         CloudFeature.CAPACITY_RESERVATIONS: ("describe_capacity_reservation",),
@@ -670,6 +682,10 @@ class CloudProviderBase:
     Subclass it and override the methods of the features you declare; the required methods
     (``validate_credentials`` ... ``delete_instances``) have no default.
     """
+
+    @unsupported_default
+    async def check_network(self, account: CloudAccount, spec: NetworkSpec) -> None:
+        raise unsupported(self, "check_network")
 
     @unsupported_default
     async def create_network(
