@@ -59,7 +59,7 @@ ResumeTimeout=900
 ReturnToService=2
 # cloud nodes have no address in slurm.conf: slurmd must not relay messages to others
 TreeWidth=65533
-SlurmctldParameters=cloud_dns,idle_on_node_suspend
+SlurmctldParameters=cloud_reg_addrs,idle_on_node_suspend
 # addresses change as nodes come and go
 CommunicationParameters=NoAddrCache
 # show powered-down cloud nodes in sinfo (Slurm before 23.02; later ones always do)
@@ -110,14 +110,14 @@ async def test_single_untyped_gpu_and_one_node() -> None:
     assert files[1].content.endswith("NodeName=viz-0001 Name=gpu File=/dev/nvidia0\n")
 
 
-async def test_configuration_directory_and_addresses_without_dns() -> None:
-    config = SlurmConfig(config_dir="/opt/slurm/etc/", cloud_dns=False)
+async def test_configuration_directory_and_names_in_dns() -> None:
+    config = SlurmConfig(config_dir="/opt/slurm/etc/", cloud_dns=True)
     files = await Slurm(TranscriptRunner(), config).elastic_config(CLUSTER)
     assert [f.path for f in files] == [
         "/opt/slurm/etc/corral-elastic.conf",
         "/opt/slurm/etc/gres.conf",
     ]
-    assert "\nSlurmctldParameters=idle_on_node_suspend\n" in files[0].content
+    assert "\nSlurmctldParameters=cloud_dns,idle_on_node_suspend\n" in files[0].content
     assert "Include /opt/slurm/etc/corral-elastic.conf" in files[0].content
 
 

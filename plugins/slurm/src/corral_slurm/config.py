@@ -51,9 +51,10 @@ class SlurmConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
     config_dir: str = "/etc/slurm"
     """Where the controller's ``slurm.conf`` lives; the elastic configuration is written next
     to it."""
-    cloud_dns: bool = True
-    """Elastic nodes' names resolve in DNS (``SlurmctldParameters=cloud_dns``). Set it to false
-    when the resume program tells Slurm each node's address with ``scontrol update``."""
+    cloud_dns: bool = False
+    """Elastic nodes' names resolve in DNS (``SlurmctldParameters=cloud_dns``). By default they
+    need not: slurmctld takes each node's address when its slurmd registers
+    (``cloud_reg_addrs``), as on a cloud whose instances get their addresses at launch."""
 
     def __post_init__(self) -> None:
         if has_control_characters(self.command_prefix):

@@ -87,7 +87,9 @@ def _gres(partition: ElasticPartition) -> str:
 
 
 def _slurm_conf(cluster: ElasticClusterSpec, *, path: str, cloud_dns: bool) -> str:
-    parameters = "cloud_dns,idle_on_node_suspend" if cloud_dns else "idle_on_node_suspend"
+    # names in DNS, or addresses learnt when each node's slurmd registers
+    parameters = "cloud_dns" if cloud_dns else "cloud_reg_addrs"
+    parameters += ",idle_on_node_suspend"
     lines = [
         f"# Corral: the elastic nodes of cluster {cluster.cluster_name} "
         f"(controller {cluster.controller_host}).",
