@@ -161,6 +161,44 @@ async def test_the_network_permission_comes_from_org_admin_a_group_or_the_whole_
     ).status_code == 422
 
 
+async def test_cluster_types_of_a_cloud_with_networks_follow_the_network_permission(
+    api: Api, acme: dict[str, dict[str, str]]
+) -> None:
+    """Spec §2.8: a group has a provider's cluster types when it holds ``network`` on one of
+    that provider's accounts; a provider without networks is open to every member."""
+
+    async def types(who: str) -> dict[str, bool]:
+        listed = await api.client.get("/api/clusters/types", headers=acme[who])
+        assert listed.status_code == 200, listed.text
+        return {t["provider"]: t["available"] for t in listed.json()}
+
+    def cluster(name: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "type": "cloud",
+            "scheduler": "unused",
+            "cloud": {"cloud_account": "lab", "partitions": [{"name": "a"}]},
+        }
+
+    assert (await types("bob"))["apinet"] is False
+    assert (await types("bob"))["flat"] is True
+    assert (await types("alice"))["apinet"] is True  # org admins hold it on every account
+    refused = await api.client.post("/api/clusters", json=cluster("c1"), headers=acme["bob"])
+    assert refused.status_code == 403, refused.text
+    assert "network permission on a apinet cloud account" in refused.json()["detail"]
+    await api.client.put(
+        "/api/cloud-accounts/lab/access", json={"groups": ["team"]}, headers=acme["alice"]
+    )
+    assert (await types("bob"))["apinet"] is True
+    assert (await types("carol"))["apinet"] is False
+    # bob now gets past the permission to the next check (this test's scheduler is not elastic)
+    allowed = await api.client.post("/api/clusters", json=cluster("c1"), headers=acme["bob"])
+    assert allowed.status_code == 422, allowed.text
+    assert "cannot run elastic cloud nodes" in allowed.json()["detail"]
+    refused = await api.client.post("/api/clusters", json=cluster("c2"), headers=acme["carol"])
+    assert refused.status_code == 403
+
+
 @pytest.mark.parametrize(
     ("regions", "field"),
     [

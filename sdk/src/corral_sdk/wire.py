@@ -28,6 +28,7 @@ __all__ = [
     "ClusterInfo",
     "ClusterList",
     "ClusterLogs",
+    "ClusterType",
     "ClusterStatus",
     "ClusterUpdate",
     "CredentialInfo",
@@ -579,6 +580,16 @@ class ProvisionStepInfo(msgspec.Struct, frozen=True, kw_only=True):
     state: Literal["pending", "running", "completed", "failed", "skipped"]
     detail: str = ""
     updated_at: datetime
+
+
+class ClusterType(msgspec.Struct, frozen=True, kw_only=True):
+    """A cloud provider's clusters, and whether the caller may start them: a provider that makes
+    networks needs the ``network`` permission on one of its cloud accounts."""
+
+    provider: str
+    available: bool
+    reason: str = ""
+    """Why not, when ``available`` is false."""
 
 
 class ClusterLogs(msgspec.Struct, frozen=True, kw_only=True):

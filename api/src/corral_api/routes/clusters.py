@@ -25,6 +25,7 @@ from corral_sdk.wire import (
     ClusterInfo,
     ClusterList,
     ClusterLogs,
+    ClusterType,
     ClusterUpdate,
     JobInfo,
     JobList,
@@ -160,6 +161,10 @@ class ClusterController(Controller):
         return ClusterList(
             items=[cluster_info(r) for r in rows], total=total, limit=limit, offset=offset
         )
+
+    @get("/types", summary="The cloud cluster types, and which of them you may start")
+    async def cluster_types(self, principal: Caller, runtime: RuntimeDep) -> list[ClusterType]:
+        return await runtime.clusters.cluster_types(principal)
 
     @post("/", summary="Register a cluster (off until started)")
     async def create_cluster(

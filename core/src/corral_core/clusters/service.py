@@ -41,10 +41,10 @@ from corral_core.settings import ClusterSettings
 from corral_core.ssh.pool import SSHEndpoint, SSHIdentity, SSHPool
 from corral_core.ssh.runner import SSHRunner
 from corral_sdk.config import describe_validation_error
-from corral_sdk.errors import Conflict, Invalid, NotFound
-from corral_sdk.features import SchedulerFeature
+from corral_sdk.errors import Conflict, Invalid, NotFound, PermissionDenied
+from corral_sdk.features import CloudFeature, SchedulerFeature
 from corral_sdk.providers.scheduler import Scheduler
-from corral_sdk.wire import ClusterCreate, ClusterUpdate
+from corral_sdk.wire import ClusterCreate, ClusterType, ClusterUpdate
 
 __all__ = ["ClusterService"]
 
@@ -154,6 +154,8 @@ class ClusterService:
         organization's instance type policy allows the types, the owner may use the capacity
         reservations, and the controller's static IP is no other running cluster's."""
         provider, account, provider_name = await self.cloud.account_of(org, spec)
+        owner_principal = await self._owner(owner)
+        await self.require_cluster_type(owner_principal, provider_name)
         self.cloud.scheduler_for(spec, None)
         placement = await self.cloud.placement(provider, account, spec, owner)
         await static_ip_id(
@@ -170,7 +172,7 @@ class ClusterService:
         if spec.cloud.network:  # using a network needs the permission that manages it
             row = await self.cloud.accounts.get(org, spec.cloud.cloud_account)
             await AccountAccess(self.db).require(
-                await self._owner(owner),
+                owner_principal,
                 row,
                 f"running a cluster on network {spec.cloud.network!r}",
             )
@@ -191,6 +193,36 @@ class ClusterService:
             await settings.allowed_types(org, provider_name), provider_name, chosen
         )
         await settings.reservation_groups(org, owner, spec.partitions())
+
+    async def cluster_types(self, principal: Principal) -> list[ClusterType]:
+        """Every cloud provider's cluster type, and whether ``principal`` may use it: a provider
+        that makes networks needs the ``network`` permission on one of its accounts (spec §2.8);
+        one without networks (the local cloud) is open to every member."""
+        available = await AccountAccess(self.db).providers_available(principal)
+        types = []
+        for name, record in sorted(self.kernel.clouds().items()):
+            needs_grant = CloudFeature.NETWORKS in record.features
+            usable = not needs_grant or name in available
+            types.append(
+                ClusterType(
+                    provider=name,
+                    available=usable,
+                    reason=""
+                    if usable
+                    else f"needs the network permission on a {name} cloud account",
+                )
+            )
+        return types
+
+    async def require_cluster_type(self, principal: Principal, provider: str) -> None:
+        if CloudFeature.NETWORKS not in self.kernel.cloud(provider).features:
+            return
+        if provider not in await AccountAccess(self.db).providers_available(principal):
+            raise PermissionDenied(
+                f"{provider} clusters need the network permission on a {provider} cloud "
+                f"account, shared with the organization or one of {principal.username}'s groups",
+                reason="network-permission",
+            )
 
     async def _owner(self, username: str) -> Principal:
         async with self.db.session() as session:

@@ -46,6 +46,30 @@ class AccountAccess:
             ).first()
         return found is not None
 
+    async def providers_available(self, principal: Principal) -> set[str]:
+        """The providers whose cluster types ``principal`` may use (spec §2.8): those of the
+        organization's cloud accounts on which they hold ``network``."""
+        query = select(CloudAccountRecord.provider).where(
+            col(CloudAccountRecord.org) == principal.org
+        )
+        if not principal.has(Role.ORG_ADMIN):
+            groups = list(principal.group_ids) or [-1]
+            query = (
+                query.join(
+                    CloudAccountGrant,
+                    col(CloudAccountGrant.account_id) == col(CloudAccountRecord.id),
+                )
+                .where(col(CloudAccountGrant.permission) == NETWORK_PERMISSION)
+                .where(
+                    or_(
+                        col(CloudAccountGrant.group_id).is_(None),
+                        col(CloudAccountGrant.group_id).in_(groups),
+                    )
+                )
+            )
+        async with self.db.session() as session:
+            return set(await session.exec(query.distinct()))
+
     async def require(self, principal: Principal, account: CloudAccountRecord, doing: str) -> None:
         if not await self.holds(principal, account):
             raise PermissionDenied(

@@ -420,6 +420,9 @@ def _cluster_commands(branch: Callable[..., Any], leaf: Callable[..., Any]) -> N
     duplicate.add_argument("name", help="the copy's name")
     _output_flag(duplicate, OUTPUT_TABLE_JSON, "table")
 
+    types = leaf(cluster, "types", f"{module}:types", "the cloud cluster types you may start")
+    _output_flag(types, OUTPUT_TABLE_JSON, "table")
+
     estimate = leaf(cluster, "estimate", f"{module}:estimate", "a cloud cluster's hourly cost")
     estimate.add_argument("uri", help="pw://owner/name, owner/name or name")
     _output_flag(estimate, OUTPUT_TABLE_JSON, "table")

@@ -22,6 +22,7 @@ from corral_sdk.wire import (
     ClusterInfo,
     ClusterList,
     ClusterLogs,
+    ClusterType,
     JobInfo,
     JobList,
     JobSubmit,
@@ -44,6 +45,7 @@ __all__ = [
     "start",
     "stop",
     "submit",
+    "types",
 ]
 
 log = logging.getLogger("corral")
@@ -274,6 +276,19 @@ def duplicate(args: argparse.Namespace) -> int:
         print_json(cluster)
     else:
         _print_clusters([cluster])
+    return 0
+
+
+def types(args: argparse.Namespace) -> int:
+    with client_for(args) as client:
+        listed = client.get("/api/clusters/types", list[ClusterType])
+    if args.output == "json":
+        print_json(listed)
+    else:
+        print_table(
+            ["PROVIDER", "AVAILABLE", "REASON"],
+            [[t.provider, "yes" if t.available else "no", t.reason] for t in listed],
+        )
     return 0
 
 
