@@ -1,6 +1,6 @@
 """``uses:`` workflow sources (spec 20 §4.6, §13.6): the ``github`` source against real git
 repositories served from a local directory (``[workflows] github_url = "file://..."``), the
-recursion and depth checks across sources, and the seam a marketplace plugin plugs into."""
+recursion and depth checks across sources, and the seam a plugin's source plugs into."""
 
 from __future__ import annotations
 
@@ -257,7 +257,7 @@ async def test_five_layers_through_github_run_and_six_do_not(lab: Lab, github: G
 # --- the seam: sources a plugin registers ------------------------------------------------------
 
 
-MARKET_YAML = """on:
+CATALOG_YAML = """on:
   execute:
     inputs:
       resource:
@@ -265,55 +265,57 @@ MARKET_YAML = """on:
 jobs:
   hello:
     steps:
-      - run: echo "marketplace {slug} on ${{{{ inputs.resource }}}}"
+      - run: echo "catalog {slug} on ${{{{ inputs.resource }}}}"
 """
 
 
-class Marketplace:
-    """What a marketplace plugin could register: ``marketplace/<slug>[/<version>]``."""
+class Catalog:
+    """What a plugin could register: ``catalog/<slug>`` (Corral's own ``marketplace`` is
+    registered the same way, see test_marketplace.py)."""
 
     async def resolve(self, uses: str, *, username: str, org: str) -> ResolvedWorkflow:
-        slug = uses.removeprefix("marketplace/").split("/")[0]
+        slug = uses.removeprefix("catalog/").split("/")[0]
         if slug != "desktop":
-            raise Invalid(f"the marketplace has no {slug!r}", field="uses")
+            raise Invalid(f"the catalog has no {slug!r}", field="uses")
         return ResolvedWorkflow(
-            yaml=MARKET_YAML.format(slug=slug), identity=f"marketplace/{slug}@1", version="1"
+            yaml=CATALOG_YAML.format(slug=slug), identity=f"catalog/{slug}@1", version="1"
         )
 
 
-async def test_marketplace_fails_naming_the_missing_source_until_a_plugin_registers_it(
-    lab: Lab,
-) -> None:
-    step = "jobs:\n  main:\n    steps:\n      - uses: marketplace/desktop\n        with:\n          resource: sample-cluster\n"  # noqa: E501
-    with pytest.raises(Invalid, match="no workflow source 'marketplace/' is installed"):
+async def test_a_source_fails_naming_its_prefix_until_a_plugin_registers_it(lab: Lab) -> None:
+    step = "jobs:\n  main:\n    steps:\n      - uses: catalog/desktop\n        with:\n          resource: sample-cluster\n"  # noqa: E501
+    with pytest.raises(Invalid, match="no workflow source 'catalog/' is installed"):
         await lab.start(step)
 
     class Plugin:
         @hookimpl
         def corral_register_workflow_sources(self) -> list[WorkflowSourceRecord]:
-            return [WorkflowSourceRecord(name="marketplace", factory=Marketplace)]
+            return [WorkflowSourceRecord(name="catalog", factory=Catalog)]
 
     kernel = load_kernel(
         sources=[
             *builtin_sources(),
-            PluginSource(name="market", distribution="corral-market", version="1", load=Plugin),
+            PluginSource(name="catalog", distribution="corral-catalog", version="1", load=Plugin),
         ]
     )
-    assert sorted(kernel.workflow_sources()) == ["github", "marketplace"]
+    assert sorted(kernel.workflow_sources()) == ["catalog", "github", "marketplace"]
     lab.runs.sources = WorkflowSources(kernel.workflow_sources())
     done = await lab.run(step)
     assert done.run.status == "completed", done.lines
-    assert "[marketplace/desktop/hello] marketplace desktop on sample-cluster" in (
-        done.job_lines("main")
-    )
-    with pytest.raises(Invalid, match="uses: marketplace/nothing: the marketplace has no"):
+    assert "[catalog/desktop/hello] catalog desktop on sample-cluster" in done.job_lines("main")
+    with pytest.raises(Invalid, match="uses: catalog/nothing: the catalog has no"):
         await lab.start(step.replace("desktop", "nothing"))
+    # Corral's marketplace needs the runtime's database: without it, it fails saying so
+    with pytest.raises(
+        ProviderError, match="the workflow source 'marketplace/' could not be built"
+    ):
+        await lab.start(step.replace("catalog/", "marketplace/"))
 
 
 def test_a_source_cannot_take_the_prefixes_of_workflows_and_actions() -> None:
     for name in ("workflow", "corral", "parallelworks"):
         with pytest.raises(PluginError, match=f"workflow source name '{name}' is taken"):
-            WorkflowSourceRecord(name=name, factory=Marketplace)
+            WorkflowSourceRecord(name=name, factory=Catalog)
 
 
 # --- the fetch: bounded in time, no credentials ------------------------------------------------

@@ -23,6 +23,13 @@ from corral_core.identity.models import (
     UserKeyPair,
 )
 from corral_core.leases import Lease
+from corral_core.marketplace.models import (
+    MarketplaceFavorite,
+    MarketplaceItem,
+    MarketplaceItemGroup,
+    MarketplaceSubscription,
+    MarketplaceVersion,
+)
 from corral_core.resources.models import Resource
 from corral_core.sessions.models import SessionActivity
 from corral_core.ssh.models import HostKey
@@ -52,6 +59,11 @@ __all__ = [
     "GroupMember",
     "HostKey",
     "Lease",
+    "MarketplaceFavorite",
+    "MarketplaceItem",
+    "MarketplaceItemGroup",
+    "MarketplaceSubscription",
+    "MarketplaceVersion",
     "Org",
     "OrgInstancePolicy",
     "OrgVariable",

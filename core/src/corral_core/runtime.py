@@ -34,6 +34,10 @@ from corral_core.events.dispatch import deliver_events_to_plugins
 from corral_core.identity.authn import Authenticator
 from corral_core.identity.service import IdentityService
 from corral_core.leases import try_acquire_lease
+from corral_core.marketplace.copies import MarketplaceCopies
+from corral_core.marketplace.kinds import item_kinds
+from corral_core.marketplace.service import MarketplaceService
+from corral_core.marketplace.source import MarketplaceWorkflows
 from corral_core.migrations import current_revision, head_revision
 from corral_core.networks.reconciler import NetworkReconciler
 from corral_core.networks.service import NetworkService
@@ -172,12 +176,25 @@ class Runtime:
             self.db, kernel, self.targets, self.resources, protected_ports=_own_ports(settings)
         )
         self.reconciler.bind(SESSION_KIND, SessionReconciler(self.sessions))
+        self.marketplace = MarketplaceService(
+            self.db,
+            self.access,
+            item_kinds(self.workflows, self.clusters, self.cloud_accounts),
+        )
+        self.marketplace_copies = MarketplaceCopies(
+            self.db, self.marketplace, self.resources, Owners(self.db, self.authn).principal
+        )
+        self.workflows.marketplace_yaml = self.marketplace_copies.subscribed_yaml
         self.runs = RunService(
             self.db,
             self.workflows,
             self.secrets,
             self._enqueue_run,
-            sources=WorkflowSources(kernel.workflow_sources(), settings.workflows),
+            sources=WorkflowSources(
+                kernel.workflow_sources(),
+                settings.workflows,
+                built={"marketplace": MarketplaceWorkflows(self.marketplace_copies)},
+            ),
         )
         self.engine = RunEngine(
             self.db,

@@ -52,6 +52,17 @@ __all__ = [
     "JobStateName",
     "JobSubmit",
     "LoginRequest",
+    "MarketplaceFork",
+    "MarketplaceForked",
+    "MarketplaceItemInfo",
+    "MarketplaceList",
+    "MarketplacePrivacy",
+    "MarketplacePublish",
+    "MarketplaceType",
+    "MarketplaceUpdate",
+    "MarketplaceUse",
+    "MarketplaceVersionCreate",
+    "MarketplaceVersionInfo",
     "NetworkCreate",
     "NetworkDetails",
     "NetworkList",
@@ -110,6 +121,7 @@ __all__ = [
     "WorkflowCreate",
     "WorkflowInfo",
     "WorkflowList",
+    "WorkflowMarketplace",
     "WorkflowProblemInfo",
     "WorkflowUpdate",
     "WorkflowVersionInfo",
@@ -1041,25 +1053,44 @@ class WorkflowUpdate(_Request, frozen=True, kw_only=True):
     path: str | None = None
 
 
+class WorkflowMarketplace(msgspec.Struct, frozen=True, kw_only=True):
+    """What a marketplace workflow (one you use from the marketplace) runs."""
+
+    slug: str
+    """The item's slug (``uses: marketplace/<slug>``)."""
+    version: str
+    """``latest`` (follows the item's newest version) or the pinned version."""
+    runs: str = ""
+    """The version a run would run now; empty when it is broken or no longer visible."""
+    broken: str = ""
+    """Why it can no longer run (its item or pinned version was deleted); empty if it can."""
+
+
 class WorkflowInfo(msgspec.Struct, frozen=True, kw_only=True):
     uri: str
     owner: str
     name: str
+    """A marketplace workflow's is ``marketplace.<slug>.<version>``."""
     description: str
     tags: list[str]
     app: bool
     source: str
+    """``local``, ``remote`` or ``marketplace`` (listed under Marketplace Workflows)."""
     url: str = ""
     ref: str = ""
     path: str = ""
     version: int
-    """The current version of a local workflow (0 for a remote one)."""
+    """The current version of a local workflow (0 for a remote or marketplace one)."""
     favorite: bool = False
     """A favourite of the caller's."""
     yaml: str = ""
     """The current YAML (a local workflow; in ``get`` only, not in lists)."""
     created_at: datetime
     updated_at: datetime
+    display_name: str = ""
+    """A marketplace workflow's ``<item name> <version>``."""
+    marketplace: WorkflowMarketplace | None = None
+    """Set for a marketplace workflow (``source = "marketplace"``)."""
 
 
 class WorkflowList(Page, frozen=True, kw_only=True):
@@ -1259,3 +1290,145 @@ class SessionInfo(msgspec.Struct, frozen=True, kw_only=True):
 class SessionList(msgspec.Struct, frozen=True, kw_only=True):
     items: list[SessionInfo]
     total: int
+
+
+# --- marketplace --------------------------------------------------------------------------------
+
+MarketplaceType = Literal["workflow", "compute", "storage"]
+MarketplacePrivacy = Literal["everyone", "org_and_partners", "org", "groups"]
+"""Who sees an item: everyone; users of the publisher's organization and its partners (the
+organization that manages it and those it manages); only its organization; or members of
+``groups`` (groups of its organization the publisher belongs to)."""
+
+
+class MarketplacePublish(_Request, frozen=True, kw_only=True):
+    """Publish one of your workflows or clusters; its first version, ``v1.0.0``, is a snapshot
+    of it now. ``verified``, ``featured`` and ``publish_as_organization`` need org:admin or
+    org:settings."""
+
+    source: str
+    """The resource to publish: ``pw://owner/name``, ``owner/name`` or your ``name``."""
+    name: str
+    """Unique in your organization's marketplace; 1-255 characters."""
+    slug: str
+    """Unique in your organization's marketplace, the item's URL and ``uses: marketplace/<slug>``:
+    2-63 lowercase letters, digits, '-' and '_', starting and ending with a letter or digit."""
+    privacy: MarketplacePrivacy = "org"
+    groups: list[str] = msgspec.field(default_factory=list)
+    """For ``privacy = "groups"``: groups of your organization you are a member of."""
+    summary: str = ""
+    """At most 200 characters, shown on the item's card."""
+    description: str = ""
+    """Markdown shown on the item's page."""
+    verified: bool = False
+    featured: bool = False
+    publish_as_organization: bool = False
+
+
+class MarketplaceUpdate(_Request, frozen=True, kw_only=True):
+    """Edit an item; fields left out keep their value."""
+
+    name: str | None = None
+    slug: str | None = None
+    privacy: MarketplacePrivacy | None = None
+    groups: list[str] | None = None
+    summary: str | None = None
+    description: str | None = None
+    verified: bool | None = None
+    featured: bool | None = None
+    publish_as_organization: bool | None = None
+
+
+class MarketplaceVersionCreate(_Request, frozen=True, kw_only=True):
+    version: str
+    """``v`` followed by at least two letters, digits, '.', '-' or '_' (``v1.0.0``, ``v10``)."""
+    resource: str = ""
+    """The resource whose definition becomes this version (of the item's kind); by default
+    the one the item was published from."""
+
+
+class MarketplaceVersionInfo(msgspec.Struct, frozen=True, kw_only=True):
+    version: str
+    source: str
+    """The resource it was taken from (``pw://owner/name``), for those who may edit the item."""
+    created_by: str
+    created_at: datetime
+    definition: dict[str, Any] = msgspec.field(default_factory=dict)
+    """The snapshot (a workflow's ``yaml``, a cluster's configuration); in ``get`` only."""
+
+
+class MarketplaceItemInfo(msgspec.Struct, frozen=True, kw_only=True):
+    slug: str
+    name: str
+    org: str
+    """The publisher's organization."""
+    type: MarketplaceType
+    subtype: str
+    type_label: str
+    """``<subtype> <type>``: ``local workflow``, ``aws compute``, ``existing compute``."""
+    publisher: str
+    """Who the card says published it: the organization's name with
+    ``publish_as_organization``, else the owner's username."""
+    owner: str
+    """The username of who published it; empty when published as the organization (unless you
+    may edit it)."""
+    privacy: MarketplacePrivacy
+    groups: list[str] = msgspec.field(default_factory=list)
+    summary: str = ""
+    description: str = ""
+    verified: bool = False
+    featured: bool = False
+    publish_as_organization: bool = False
+    latest: str
+    """The newest version: what ``latest`` means now."""
+    versions: list[str] = msgspec.field(default_factory=list)
+    """Newest first."""
+    source: str = ""
+    """What new versions are taken from by default (for those who may edit it)."""
+    favorite: bool = False
+    """One of your favourites."""
+    modifiable: bool = False
+    """You may edit it (its publisher, or an org admin of its organization)."""
+    created_at: datetime
+    updated_at: datetime
+
+
+class MarketplaceList(Page, frozen=True, kw_only=True):
+    """Without ``type``: the home page, at most 10 items of each type (featured first);
+    ``counts`` says how many match of each type. With ``type``: every match, a page at a
+    time."""
+
+    items: list[MarketplaceItemInfo]
+    counts: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+class MarketplaceUse(_Request, frozen=True, kw_only=True):
+    """Use (subscribe to) a workflow item: a marketplace workflow of yours named
+    ``marketplace.<slug>.<version>``, shown as ``<Name> <version>`` and tagged with the
+    version. ``latest`` follows the item; a pinned version never changes."""
+
+    version: str = "latest"
+
+
+class MarketplaceFork(_Request, frozen=True, kw_only=True):
+    """Fork an item into an independent resource of yours (a workflow or a cluster) from a
+    version's snapshot, tagged with that version; later changes to the item do not change it."""
+
+    name: str
+    """The new resource's name (the rules of its kind)."""
+    version: str = "latest"
+    display_name: str = ""
+    persistent: bool = False
+    """Storage only: the new storage is persistent."""
+
+
+class MarketplaceForked(msgspec.Struct, frozen=True, kw_only=True):
+    type: MarketplaceType
+    kind: str
+    """The new resource's kind (``workflow``, ``cluster``)."""
+    uri: str
+    owner: str
+    name: str
+    version: str
+    """The version it was forked from."""
+    tags: list[str]

@@ -1,9 +1,9 @@
 """Corral's built-in plugin: what ships with the kernel, registered through the public hooks.
 
 The kernel dogfoods its own plugin API: the built-in password sign-in, the built-in workflow
-actions, the tunnel, service-json and link session types and the ``github`` workflow source are
-registered here exactly as a third party's would be. It is listed by ``corral plugins ls`` like
-any other plugin.
+actions, the tunnel, service-json and link session types and the ``github`` and ``marketplace``
+workflow sources are registered here exactly as a third party's would be. It is listed by
+``corral plugins ls`` like any other plugin.
 """
 
 from __future__ import annotations
@@ -108,7 +108,14 @@ def corral_register_workflow_sources() -> list[WorkflowSourceRecord]:
             docs="`uses: github/<owner>/<repo>[/<path>]@<ref>`: the workflow file of a git "
             "repository on GitHub (or the GitHub Enterprise server of `[workflows] github_url`) "
             "at a branch, tag or full commit SHA, fetched when the step starts.",
-        )
+        ),
+        WorkflowSourceRecord(
+            name="marketplace",
+            # the runtime builds it on its marketplace (WorkflowSources(built=...))
+            factory="corral_core.marketplace.source:MarketplaceWorkflows",
+            docs="`uses: marketplace/<slug>[/<version>]`: a workflow item of the marketplace "
+            "the run's user can see, at its newest version or the version named.",
+        ),
     ]
 
 

@@ -47,11 +47,15 @@ class ResourceAccess:
         kind: str | None = None,
         owner: str | None = None,
         states: Sequence[str] = (),
+        where: Any = None,
         limit: int = 50,
         offset: int = 0,
     ) -> tuple[list[Resource], int]:
-        """Resources the caller may see, optionally of one kind, owner and observed states."""
+        """Resources the caller may see, optionally of one kind, owner and observed states,
+        and matching a further condition ``where`` (a SQL expression on ``Resource``)."""
         query = select(Resource).where(self._visible(principal))
+        if where is not None:
+            query = query.where(where)
         if kind:
             query = query.where(col(Resource.kind) == kind)
         if owner:
@@ -104,7 +108,9 @@ class ResourceAccess:
         if held == OWNER:
             return resource
         levels = self._kernel.resource_kind(resource.kind).share_levels
-        if level == OWNER or held is None or levels.index(held) < levels.index(level):
+        # a level the kind does not share at (the generic routes' "edit") is the owner's alone
+        owner_only = level == OWNER or level not in levels or held not in levels
+        if owner_only or held is None or levels.index(held) < levels.index(level):
             raise PermissionDenied(
                 f"{ref.uri} is shared with you at level {held!r}; this needs {level!r}",
                 reason="share-level-too-low",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,13 +14,14 @@ from sqlmodel import col, select
 from corral_core.db import Database
 from corral_core.identity.names import ResourceRef
 from corral_core.identity.roles import Principal
+from corral_core.marketplace.models import MarketplaceSubscription
 from corral_core.resources.access import ResourceAccess
 from corral_core.resources.models import Resource
 from corral_core.resources.service import ResourceService
 from corral_core.workflows.loader import LoadedWorkflow, load
 from corral_core.workflows.models import WorkflowFavorite, WorkflowVersion
 from corral_core.workflows.remote import fetch_workflow
-from corral_core.workflows.spec import WORKFLOW_KIND, WorkflowSpec
+from corral_core.workflows.spec import WORKFLOW_KIND, WORKFLOW_USER_NAME, WorkflowSpec
 from corral_sdk.errors import Invalid, NotFound
 from corral_sdk.wire import WorkflowCreate, WorkflowUpdate
 
@@ -69,6 +71,8 @@ class WorkflowService:
         self.db = db
         self.resources = resources
         self.access = access
+        self.marketplace_yaml: Callable[[Resource], Awaitable[YamlToRun]] | None = None
+        """What a marketplace workflow runs now (set by the runtime to the marketplace's)."""
 
     @staticmethod
     def spec_of(resource: Resource | Any) -> WorkflowSpec:
@@ -96,16 +100,24 @@ class WorkflowService:
         *,
         owner: str | None = None,
         favorite: bool = False,
+        marketplace: bool | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> tuple[list[Resource], int]:
+        """Workflows the caller sees; ``marketplace``: only the marketplace workflows they use
+        (True) or only the others, My Workflows (False)."""
+        where = None
+        if marketplace is not None:
+            used = col(Resource.id).in_(select(MarketplaceSubscription.resource_id))
+            where = used if marketplace else ~used
         if not favorite:
             return await self.access.list_visible(
-                principal, kind=WORKFLOW_KIND, owner=owner, limit=limit, offset=offset
-            )
+                principal, kind=WORKFLOW_KIND, owner=owner, where=where, limit=limit,
+                offset=offset,
+            )  # fmt: skip
         favorites = await self.favorites(principal)
         everything, _ = await self.access.list_visible(
-            principal, kind=WORKFLOW_KIND, owner=owner, limit=10_000
+            principal, kind=WORKFLOW_KIND, owner=owner, where=where, limit=10_000
         )
         chosen = [r for r in everything if r.id in favorites]
         return chosen[offset : offset + limit], len(chosen)
@@ -138,9 +150,14 @@ class WorkflowService:
         return row
 
     async def yaml_to_run(self, resource: Resource) -> YamlToRun:
-        """What a run of ``resource`` runs: a local workflow's current version, or a remote
-        workflow's YAML fetched now from its repository."""
+        """What a run of ``resource`` runs: a local workflow's current version, a remote
+        workflow's YAML fetched now from its repository, or a marketplace workflow's item
+        version (the newest, or the pinned one)."""
         spec = self.spec_of(resource)
+        if spec.source == "marketplace":
+            if self.marketplace_yaml is None:
+                raise NotFound("the marketplace is not available here", reason="no-marketplace")
+            return await self.marketplace_yaml(resource)
         if spec.source == "remote":
             fetched = await fetch_workflow(spec.url, spec.ref, spec.path)
             return YamlToRun(version=0, yaml=fetched.yaml, commit=fetched.commit)
@@ -168,6 +185,7 @@ class WorkflowService:
             )
 
     async def create(self, principal: Principal, data: WorkflowCreate) -> Resource:
+        WORKFLOW_USER_NAME.check(data.name, "name")
         self._check_description(data.description)
         yaml = data.yaml if data.yaml.strip() else STARTER_YAML
         if data.source == "local":
@@ -215,7 +233,12 @@ class WorkflowService:
         changes: dict[str, Any] = {}
         if data.yaml is not None:
             if spec.source != "local":
-                raise Invalid("yaml: a remote workflow's YAML is in its repository", field="yaml")
+                where = (
+                    "the marketplace item's"
+                    if spec.source == "marketplace"
+                    else "in its repository"
+                )
+                raise Invalid(f"yaml: a {spec.source} workflow's YAML is {where}", field="yaml")
             self.check(data.yaml, resource.name)
             current = await self.yaml_of(resource)
             if current.yaml != data.yaml:

@@ -3,8 +3,9 @@
 ``workflow/<name>`` (the user's own workflows) is built into :class:`~.runs.RunService`;
 ``corral/`` and ``parallelworks/`` are actions. Every other prefix names a source registered
 through ``corral_register_workflow_sources`` (:mod:`corral_sdk.providers.workflow_source`):
-Corral's own ``github``, a marketplace plugin's ``marketplace``. A prefix nobody registered
-fails naming it, so installing a plugin is all it takes to make one work.
+Corral's own ``github`` and ``marketplace``, and any plugin's. A prefix nobody registered fails
+naming it, so installing a plugin is all it takes to make one work. Corral's ``marketplace``
+works on the kernel's database, so the runtime builds it and hands it over (``built``).
 """
 
 from __future__ import annotations
@@ -39,10 +40,13 @@ class WorkflowSources:
         self,
         records: Mapping[str, WorkflowSourceRecord],
         settings: WorkflowSettings | None = None,
+        *,
+        built: Mapping[str, WorkflowSource] | None = None,
     ) -> None:
         self.records = records
         self.settings = settings or WorkflowSettings()
-        self._built: dict[str, WorkflowSource] = {}
+        self._built: dict[str, WorkflowSource] = dict(built or {})
+        """Sources built once, by name; Corral's own that need its services come built."""
 
     def source(self, uses: str) -> WorkflowSource:
         """The source of ``uses`` (built once), or ``Invalid`` naming the prefix."""
@@ -58,10 +62,20 @@ class WorkflowSources:
             )
         if name not in self._built:
             factory = record.load()
-            # Corral's own source gets Corral's setting; a plugin's reads its own
-            self._built[name] = (
-                factory(self.settings.github_url) if factory is GitHubWorkflows else factory()
-            )
+            try:
+                # Corral's own source gets Corral's setting; a plugin's reads its own
+                self._built[name] = (
+                    factory(self.settings.github_url) if factory is GitHubWorkflows else factory()
+                )
+            except CorralError:
+                raise
+            except Exception as exc:  # a plugin's bug, or a source of Corral's not handed over
+                log.error("workflow source %s could not be built", name, exc_info=exc)
+                raise ProviderError(
+                    f"the workflow source {name + slash!r} could not be built: "
+                    f"{type(exc).__name__}: {exc}",
+                    reason="workflow-source-failed",
+                ) from exc
         return self._built[name]
 
     async def resolve(self, uses: str, *, username: str, org: str) -> ResolvedWorkflow:
