@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
 
 import msgspec
 from litestar.testing import AsyncTestClient
@@ -12,8 +14,24 @@ from corral_core.plugins import PluginSource, load_kernel
 from corral_core.plugins.manager import builtin_sources
 from corral_core.runtime import Runtime
 from corral_core.testing import ADMIN_PASSWORD, ADMIN_USERNAME, TestDeployment
-from corral_sdk.plugin import ReconcileResult, ResourceKindRecord, SchedulerRecord, hookimpl
+from corral_sdk.errors import Invalid
+from corral_sdk.plugin import (
+    ReconcileResult,
+    ResourceKindRecord,
+    SchedulerRecord,
+    StorageCategory,
+    StorageFeature,
+    StorageTypeRecord,
+    hookimpl,
+)
 from corral_sdk.providers.scheduler import SchedulerBase
+from corral_sdk.providers.storage import (
+    StorageBase,
+    StorageInfo,
+    StorageState,
+    TemporaryCredentials,
+)
+from corral_sdk.providers.storage import StorageSpec as StorageRequest
 from corral_sdk.reconcile import ReconcileContext, ResourceSnapshot
 
 PASSWORD = "Correct-horse-battery-9!"
@@ -101,7 +119,75 @@ class UnusedScheduler(SchedulerBase):
         raise AssertionError("API tests never start a cluster")
 
 
+class ShelfOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    region: str = "shelf-1"
+
+
+class ShelfBucket(StorageBase):
+    """Buckets on a shelf in memory, found again by their uid: stands in for a cloud's object
+    store, which API tests cannot reach (the AWS type is tested against moto in its plugin)."""
+
+    shelf: ClassVar[dict[str, StorageInfo]] = {}
+
+    async def validate(self, spec: StorageRequest) -> None:
+        if spec.options.region not in ("shelf-1", "shelf-2"):
+            raise Invalid(f"there is no region {spec.options.region!r}", field="region")
+
+    async def estimate_cost(self, spec: StorageRequest) -> Any:
+        return None
+
+    async def provision(self, spec: StorageRequest, *, log: Any) -> StorageInfo:
+        name = f"shelf-{spec.resource_id}"
+        await log.log(f"Creating bucket {name}")
+        info = StorageInfo(
+            id=name, state=StorageState.AVAILABLE, uri=f"shelf://{name}", region=spec.options.region
+        )
+        return type(self).shelf.setdefault(spec.resource_id, info)
+
+    async def describe(self, spec: StorageRequest, info: StorageInfo) -> StorageInfo:
+        found = type(self).shelf.get(spec.resource_id)
+        return found or msgspec.structs.replace(info, state=StorageState.DELETED)
+
+    async def deprovision(self, spec: StorageRequest, info: StorageInfo, *, log: Any) -> None:
+        await log.log(f"Deleting bucket shelf-{spec.resource_id}")
+        type(self).shelf.pop(spec.resource_id, None)
+
+    async def temporary_credentials(
+        self, spec: StorageRequest, info: StorageInfo, **kw: Any
+    ) -> TemporaryCredentials:
+        token = secrets.token_hex(8)
+        return TemporaryCredentials(
+            env={"SHELF_TOKEN": token},
+            credentials={"token": token},
+            expires_at=datetime.now(UTC) + timedelta(hours=12),
+            uri=info.uri,
+            bucket_name=info.id,
+            region=info.region,
+        )
+
+
 class LampPlugin:
+    @hookimpl
+    def corral_register_storage_types(self) -> list[StorageTypeRecord]:
+        return [
+            StorageTypeRecord(
+                name="shelf-bucket",
+                factory=ShelfBucket,
+                config=ShelfOptions,
+                category=StorageCategory.BUCKET,
+                label="Shelf Bucket",
+                features=frozenset({StorageFeature.TEMPORARY_CREDENTIALS}),
+            ),
+            StorageTypeRecord(
+                name="shelf-nfs", factory=ShelfBucket, config=ShelfOptions,
+                category=StorageCategory.NFS,
+            ),
+            StorageTypeRecord(
+                name="shelf-lustre", factory=ShelfBucket, config=ShelfOptions,
+                category=StorageCategory.LUSTRE,
+            ),
+        ]  # fmt: skip
+
     @hookimpl
     def corral_register_schedulers(self) -> list[SchedulerRecord]:
         return [SchedulerRecord(name="unused", factory=UnusedScheduler)]

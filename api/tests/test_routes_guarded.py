@@ -31,6 +31,10 @@ SAMPLES: list[tuple[str, dict[str, str]]] = [
     ("/api/os-snapshots/", {"owner": "alice", "name": "snap"}),
     ("/api/static-ips/", {"owner": "alice", "name": "ip1"}),
     ("/api/workflows/", {"owner": "alice", "name": "flow", "version": "1"}),
+    (
+        "/api/storage/",
+        {"owner": "alice", "name": "bucket1", "group": "team", "session": "1", "log": "provision"},
+    ),
     ("/api/runs/", {"ref": "alice.flow.00001"}),
     ("/api/sessions/", {"owner": "alice", "name": "desk"}),
 ]
@@ -161,6 +165,14 @@ async def acme(api: Api) -> dict[str, str]:
     run = await api.client.post("/api/workflows/alice/flow/runs", json={}, headers=alice)
     assert run.status_code == 201 and run.json()["slug"] == "alice.flow.00001", run.text
     variable = await api.client.put(
+    bucket = await api.client.post(
+        "/api/storage", json={"name": "bucket1", "type": "shelf-bucket"}, headers=alice
+    )
+    assert bucket.status_code == 201, bucket.text
+    shared = await api.client.put(
+        "/api/storage/alice/bucket1/sharing/team", json={"mount": True}, headers=alice
+    )
+    assert shared.status_code == 200, shared.text
         "/api/orgs/acme/variables/orgVariable", json={"value": "hi"}, headers=alice
     )
     assert variable.status_code == 200, variable.text

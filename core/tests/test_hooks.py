@@ -22,8 +22,9 @@ from corral_sdk import hookspecs
 from corral_sdk.config import PluginConfig
 from corral_sdk.errors import PluginError, SettingsError
 from corral_sdk.events import Event
+from corral_sdk.features import StorageCategory
 from corral_sdk.plugin import hookimpl
-from corral_sdk.records import Registration, ResourceKindRecord
+from corral_sdk.records import Registration, ResourceKindRecord, StorageTypeRecord
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXERCISED: set[str] = set(REGISTRATION_HOOKS)  # test_registration_hook covers these
@@ -54,6 +55,10 @@ def record_for(hook: str) -> Registration:
     if record_type is ResourceKindRecord:
         return ResourceKindRecord(
             name="widget", factory=dict, states=("absent", "present"), initial_state="absent"
+        )
+    if record_type is StorageTypeRecord:
+        return StorageTypeRecord(
+            name="widget", factory="collections:OrderedDict", category=StorageCategory.BUCKET
         )
     return record_type(name="widget", factory="collections:OrderedDict")
 

@@ -591,6 +591,7 @@ class TestMemBucket(StorageTypeConformance):
     @pytest.fixture
     def record(self):
         return StorageTypeRecord(name="membucket", factory=MemBucket, config=BucketOptions,
+                                 category=StorageCategory.BUCKET,
                                  features=FEATURES, docs="A bucket held in memory.")
 
     @pytest.fixture
@@ -621,6 +622,7 @@ class TestLaxBucket(TestMemBucket):
     @pytest.fixture
     def record(self):
         return StorageTypeRecord(name="lax", factory=LaxBucket, config=BucketOptions,
+                                 category=StorageCategory.BUCKET,
                                  features=FEATURES, docs="Broken on purpose.")
 
 
@@ -633,6 +635,7 @@ class TestGhostBucket(TestMemBucket):
     @pytest.fixture
     def record(self):
         return StorageTypeRecord(name="ghost", factory=GhostBucket, config=BucketOptions,
+                                 category=StorageCategory.BUCKET,
                                  features=FEATURES, docs="Broken on purpose.")
 
     @pytest.fixture

@@ -28,6 +28,7 @@ from corral_api.routes.runs import RunController, WorkflowRunController
 from corral_api.routes.sessions import SessionController
 from corral_api.routes.ssh import SSHController, ssh_connect
 from corral_api.routes.system import system_routes
+from corral_api.routes.storage import StorageController
 from corral_api.routes.workflows import WorkflowController, WorkflowSchemaController
 from corral_api.security import (
     AuditMiddleware,
@@ -150,6 +151,7 @@ def create_app(runtime: Runtime, *, debug: bool = False) -> Litestar:
         OsSnapshotController,
         StaticIpController,
         CloudSettingsController,
+        StorageController,
         WorkflowController,
         WorkflowSchemaController,
         WorkflowRunController,

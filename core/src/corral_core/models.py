@@ -33,6 +33,7 @@ from corral_core.marketplace.models import (
 from corral_core.resources.models import Resource
 from corral_core.sessions.models import SessionActivity
 from corral_core.ssh.models import HostKey
+from corral_core.storage.models import StorageFavorite, StorageLogLine, StorageSession
 from corral_core.workflows.models import (
     RunJob,
     RunLogLine,
@@ -74,6 +75,9 @@ __all__ = [
     "RunStep",
     "SessionActivity",
     "SshKey",
+    "StorageFavorite",
+    "StorageLogLine",
+    "StorageSession",
     "User",
     "UserKeyPair",
     "WorkflowFavorite",

@@ -53,6 +53,10 @@ from corral_core.sessions.service import RunSessions
 from corral_core.sessions.spec import SESSION_KIND
 from corral_core.settings import Settings
 from corral_core.ssh import HostKeyStore, SSHPool
+from corral_core.storage.reconciler import StorageReconciler
+from corral_core.storage.service import StorageService
+from corral_core.storage.spec import STORAGE_KIND
+from corral_core.storage.types import StorageTypes
 from corral_core.tasks import TaskQueue
 from corral_core.workflows.engine import RunEngine
 from corral_core.workflows.models import RunStep, WorkflowRun
@@ -159,6 +163,15 @@ class Runtime:
             self.db, kernel, self.resources, self.access, self.cloud_accounts
         )
         self.reconciler.bind(STATIC_IP_KIND, StaticIpReconciler(self.static_ips))
+        self.storage = StorageService(
+            self.db,
+            kernel,
+            self.resources,
+            self.access,
+            StorageTypes(kernel, self.cloud_accounts),
+            self.identity,
+        )
+        self.reconciler.bind(STORAGE_KIND, StorageReconciler(self.storage))
         self.jobs = JobService(self.clusters)
         self.reconciler.bind(CLUSTER_KIND, ClusterReconciler(self.clusters, self.jobs))
         self.workflows = WorkflowService(self.db, self.resources, self.access)

@@ -16,6 +16,7 @@ __all__ = [
     "CloudFeature",
     "SchedulerFeature",
     "SessionFeature",
+    "StorageCategory",
     "StorageFeature",
     "WorkflowActionFeature",
 ]
@@ -58,6 +59,21 @@ class SchedulerFeature(StrEnum):
     """Can declare cloud nodes that are powered up and down on demand."""
     BATCH_SUBMIT = "batch-submit"
     """Submits several jobs in one command (``submit_many``)."""
+
+
+class StorageCategory(StrEnum):
+    """What kind of storage a storage type makes: each has its own page and rules (not a
+    feature, but declared in the record the same way)."""
+
+    BUCKET = "bucket"
+    """An object store (S3, Blob, GCS): no size, temporary credentials, CSP URIs."""
+    DISK = "disk"
+    """A block volume in one zone, attached to one node at a time (EBS, Azure Disk, PD)."""
+    NFS = "nfs"
+    """A shared file system mounted over NFS (EFS, Azure Files, Filestore)."""
+    LUSTRE = "lustre"
+    """A parallel file system for high-I/O compute (FSx for Lustre, Azure Managed Lustre); the
+    only category that may be ephemeral (created and destroyed with its cluster)."""
 
 
 class StorageFeature(StrEnum):

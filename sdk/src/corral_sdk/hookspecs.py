@@ -101,7 +101,7 @@ def corral_register_storage_types() -> Sequence[StorageTypeRecord]:
         @hookimpl
         def corral_register_storage_types():
             return [StorageTypeRecord(name="nfs", factory="corral_nfs.storage:Nfs",
-                                      config=NfsSettings,
+                                      category=StorageCategory.NFS, config=NfsSettings,
                                       features=frozenset({StorageFeature.MOUNT}))]
     """
 

@@ -29,6 +29,7 @@ from corral_sdk.features import (
     CloudFeature,
     SchedulerFeature,
     SessionFeature,
+    StorageCategory,
     StorageFeature,
     WorkflowActionFeature,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "SchedulerRecord",
     "SessionFeature",
     "SessionTypeRecord",
+    "StorageCategory",
     "StorageFeature",
     "StorageTypeRecord",
     "Timeout",

@@ -22,6 +22,7 @@ from corral_sdk.features import (
     CloudFeature,
     SchedulerFeature,
     SessionFeature,
+    StorageCategory,
     StorageFeature,
     WorkflowActionFeature,
 )
@@ -116,9 +117,19 @@ class SchedulerRecord(Registration, frozen=True, kw_only=True):
 
 
 class StorageTypeRecord(Registration, frozen=True, kw_only=True):
-    """A storage type (``s3-bucket``, ``nfs``, ``lustre``...) implementing ``StorageType``."""
+    """A storage type (``aws-s3``, ``nfs``, ``lustre``...) implementing ``StorageType``.
+
+    ``category`` says which page and rules its storage follows (only ``lustre`` may be
+    ephemeral); ``cloud`` names the cloud (a :class:`CloudRecord` name, also the ``csp`` users
+    filter on) whose accounts hold its storage: the kernel hands the resource's cloud account
+    to every call in :attr:`~corral_sdk.providers.storage.StorageSpec.account`. Empty for
+    storage outside any cloud (an NFS server of the site)."""
 
     kind: ClassVar[str] = "storage_type"
+    category: StorageCategory
+    cloud: str = ""
+    label: str = ""
+    """What users see in the Storage Type list (``AWS S3 Bucket``); the name when empty."""
     features: frozenset[StorageFeature] = frozenset()
 
 
@@ -188,7 +199,7 @@ class ResourceKindRecord(Registration, frozen=True, kw_only=True):
     terminal_states: frozenset[str] = frozenset()
     share_levels: tuple[str, ...] = ("view", "edit")
     """The levels at which a resource of this kind may be shared with a group, lowest first
-    (clusters: ``login``, ``sudo``, ``writer``, ``admin``; storage: ``mount``, ``view-edit``)."""
+    (clusters: ``login``, ``sudo``, ``writer``, ``admin``; storage: ``mount``, ``view_edit``)."""
     name_pattern: str = ""
     """A regular expression the whole name must match, when the kind names its resources
     differently from the default (lowercase letters, digits and hyphens, 2 to 63)."""

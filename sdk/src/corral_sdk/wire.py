@@ -110,6 +110,23 @@ __all__ = [
     "StaticIpInfo",
     "StaticIpList",
     "StaticIpStatus",
+    "StorageCategoryName",
+    "StorageCreate",
+    "StorageCredentials",
+    "StorageDetails",
+    "StorageList",
+    "StorageLogLine",
+    "StorageLogs",
+    "StoragePermission",
+    "StorageSessionInfo",
+    "StorageSessionList",
+    "StorageSessionStatus",
+    "StorageShare",
+    "StorageShareInfo",
+    "StorageStatus",
+    "StorageSummary",
+    "StorageTypeInfo",
+    "StorageUpdate",
     "TokenCreate",
     "UserCreate",
     "UserInfo",
@@ -934,6 +951,174 @@ class StaticIpList(Page, frozen=True, kw_only=True):
     items: list[StaticIpInfo]
 
 
+# --- storage ----------------------------------------------------------------------------------
+
+StorageStatus = Literal["stopped", "starting", "active", "stopping", "failed"]
+StorageCategoryName = Literal["bucket", "disk", "nfs", "lustre"]
+StorageSessionStatus = Literal["provisioning", "active", "failed", "deleting", "deleted"]
+StoragePermission = Literal["owner", "view_edit", "mount"]
+
+
+class StorageTypeInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A storage type an installed plugin offers (``GET /api/storage/types``)."""
+
+    name: str
+    label: str
+    category: StorageCategoryName
+    csp: str
+    """The cloud whose accounts hold it (``aws``); empty outside any cloud."""
+    features: list[str]
+    docs: str = ""
+
+
+class StorageCreate(_Request, frozen=True, kw_only=True):
+    """A storage; it is created ``stopped`` (start it to provision it)."""
+
+    name: str
+    """2-255 lowercase letters and digits, unique among your resources."""
+    type: str
+    """An installed storage type (``aws-s3``); ``GET /api/storage/types`` lists them."""
+    cloud_account: str = ""
+    """Your organization's cloud account it lives in (of the type's cloud)."""
+    storage_options: dict[str, Any] = msgspec.field(default_factory=dict)
+    """The type's options, e.g. ``{"region": "us-east-1"}``."""
+    ephemeral: bool = False
+    """Created and destroyed with its cluster: Lustre types only."""
+    group: str = ""
+    """The group its costs are allocated to."""
+    description: str = ""
+    """At most 100 characters."""
+    tags: list[str] = msgspec.field(default_factory=list)
+    display_name: str = ""
+
+
+class StorageUpdate(_Request, frozen=True, kw_only=True):
+    """Changes to a storage; what is left out stays. Its definition (``storage_options``,
+    ``ephemeral``, ``cloud_account``) changes only while it is stopped; ``cloud_account`` and
+    ``group`` only by its owner."""
+
+    storage_options: dict[str, Any] | None = None
+    ephemeral: bool | None = None
+    cloud_account: str | None = None
+    group: str | None = None
+    description: str | None = None
+    tags: list[str] | None = None
+    display_name: str | None = None
+
+
+class StorageSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """A storage as lists show it, to everyone who may see it (its definition is in
+    :class:`StorageDetails`)."""
+
+    uri: str
+    """``pw://<owner>/<name>``."""
+    owner: str
+    name: str
+    display_name: str
+    type: str
+    type_label: str
+    category: StorageCategoryName
+    csp: str
+    ephemeral: bool
+    status: StorageStatus
+    reason: str = ""
+    csp_uri: str = ""
+    """How the cloud's tools address it (``s3://<bucket>``) while it is provisioned."""
+    permission: StoragePermission
+    """What the caller holds: ``owner`` (or an org admin), ``view_edit`` or ``mount``."""
+    favorite: bool = False
+    """A favourite of the caller's."""
+    created_at: datetime
+    updated_at: datetime
+
+
+class StorageDetails(StorageSummary, frozen=True, kw_only=True):
+    """A storage with its definition (``view_edit`` or more)."""
+
+    description: str = ""
+    tags: list[str] = msgspec.field(default_factory=list)
+    cloud_account: str = ""
+    group: str = ""
+    storage_options: dict[str, Any] = msgspec.field(default_factory=dict)
+    session: str = ""
+    """The current session (``00001``) while one is open."""
+    region: str = ""
+    provider_id: str = ""
+    """The cloud's id of what the current session made (the bucket's name)."""
+
+
+class StorageList(Page, frozen=True, kw_only=True):
+    items: list[StorageSummary]
+
+
+class StorageSessionInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One start of a storage, until its stop."""
+
+    session: str
+    """Zero-padded: ``00001``."""
+    status: StorageSessionStatus
+    reason: str = ""
+    csp_uri: str = ""
+    created_at: datetime
+    deleted_at: datetime | None = None
+
+
+class StorageSessionList(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[StorageSessionInfo]
+
+
+class StorageLogLine(msgspec.Struct, frozen=True, kw_only=True):
+    offset: int
+    at: datetime
+    message: str
+
+
+class StorageLogs(msgspec.Struct, frozen=True, kw_only=True):
+    """Lines of a session's Provision or Deletion log from an offset; ask again from
+    ``next_offset`` for more."""
+
+    session: str
+    log: Literal["provision", "deletion"]
+    lines: list[StorageLogLine]
+    next_offset: int
+    finished: bool
+    """Nothing more will be written to this log."""
+
+
+class StorageShare(_Request, frozen=True, kw_only=True):
+    """A group's access to a storage; both false stops sharing it with the group."""
+
+    view_edit: bool = False
+    """See and change its definition, start and stop it (includes ``mount``)."""
+    mount: bool = False
+    """Mount it on their clusters and use its credentials."""
+
+
+class StorageShareInfo(msgspec.Struct, frozen=True, kw_only=True):
+    group: str
+    view_edit: bool
+    mount: bool
+
+
+class StorageCredentials(msgspec.Struct, frozen=True, kw_only=True):
+    """Short-lived credentials scoped to one active bucket (AWS: 12 hours)."""
+
+    uri: str
+    """``pw://<owner>/<name>``."""
+    csp: str
+    csp_uri: str
+    bucket_name: str = msgspec.field(name="bucketName")
+    region: str
+    endpoint_url: str = ""
+    """The cloud API's endpoint when it is not the public default (an emulator, GovCloud)."""
+    credentials: dict[str, str]
+    """AWS: ``accessKeyId``, ``secretAccessKey``, ``sessionToken``."""
+    env: dict[str, str]
+    """The same as environment variables for the cloud's CLI (``AWS_ACCESS_KEY_ID``...)."""
+    commands: list[str] = msgspec.field(default_factory=list)
+    expires_at: datetime
+
+
 class ClusterList(Page, frozen=True, kw_only=True):
     items: list[ClusterInfo]
 
@@ -1312,7 +1497,7 @@ class MarketplacePublish(_Request, frozen=True, kw_only=True):
     """Unique in your organization's marketplace; 1-255 characters."""
     slug: str
     """Unique in your organization's marketplace, the item's URL and ``uses: marketplace/<slug>``:
-    2-63 lowercase letters, digits, '-' and '_', starting and ending with a letter or digit."""
+    1-63 lowercase letters, digits, '-' and '_', starting and ending with a letter or digit."""
     privacy: MarketplacePrivacy = "org"
     groups: list[str] = msgspec.field(default_factory=list)
     """For ``privacy = "groups"``: groups of your organization you are a member of."""

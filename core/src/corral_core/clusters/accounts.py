@@ -34,6 +34,7 @@ from corral_core.networks.spec import NETWORK_KIND
 from corral_core.plugins import Kernel
 from corral_core.resources.models import Resource
 from corral_core.secrets import SecretBox
+from corral_core.storage.spec import STORAGE_KIND
 from corral_sdk.config import describe_validation_error
 from corral_sdk.errors import Conflict, CorralError, Invalid, NotFound, PermissionDenied
 from corral_sdk.providers.cloud import CloudAccount, CloudProvider, CredentialCheck
@@ -390,10 +391,13 @@ class CloudAccounts:
                 f"{r.kind} {r.owner}/{r.name}"
                 for r in await session.exec(
                     select(Resource)
-                    .where(col(Resource.kind).in_([OS_SNAPSHOT_KIND, STATIC_IP_KIND]))
+                    .where(col(Resource.kind).in_([OS_SNAPSHOT_KIND, STATIC_IP_KIND, STORAGE_KIND]))
                     .where(col(Resource.org) == principal.org)
                 )
-                if r.spec.get("cloud_account") == name and r.observed_state != "deleted"
+                if r.spec.get("cloud_account") == name
+                and r.observed_state != "deleted"
+                # stopped storage holds nothing at the cloud; it is refused at its next start
+                and not (r.kind == STORAGE_KIND and _stopped(r))
             ]
             if kept:
                 raise Conflict(
@@ -441,6 +445,10 @@ class CloudAccounts:
             if not remaining:
                 await session.delete(row)
                 await session.commit()
+
+
+def _stopped(resource: Resource) -> bool:
+    return resource.desired_state == resource.observed_state == "stopped"
 
 
 def _money(value: Decimal | None) -> str:

@@ -186,6 +186,15 @@ def corral_register_resource_kinds() -> list[ResourceKindRecord]:
         SESSION_STATES,
         SessionSpec,
     )
+    from corral_core.storage.spec import (
+        STORAGE_KIND,
+        STORAGE_NAME_MAX,
+        STORAGE_NAME_PATTERN,
+        STORAGE_NAME_RULE,
+        STORAGE_SHARE_LEVELS,
+        STORAGE_STATES,
+        StorageDefinition,
+    )
     from corral_core.workflows.spec import (
         WORKFLOW_KIND,
         WORKFLOW_NAME_PATTERN,
@@ -267,6 +276,23 @@ def corral_register_resource_kinds() -> list[ResourceKindRecord]:
             name_rule=SESSION_NAME_RULE,
             docs="An app on a cluster or in the workspace reached through the platform (a "
             "tunnel), or a link to one elsewhere; a workflow run makes the sessions it declares.",
+        ),
+        ResourceKindRecord(
+            name=STORAGE_KIND,
+            # The runtime binds the reconciler to its services (ResourceReconciler.bind).
+            factory="corral_core.storage.reconciler:StorageReconciler",
+            config=StorageDefinition,
+            states=STORAGE_STATES,
+            initial_state="stopped",
+            terminal_states=frozenset({"stopped", "active", "failed"}),
+            share_levels=STORAGE_SHARE_LEVELS,
+            name_pattern=STORAGE_NAME_PATTERN,
+            name_max_length=STORAGE_NAME_MAX,
+            name_rule=STORAGE_NAME_RULE,
+            docs="A bucket, disk, NFS or Lustre file system of a storage type plugin, in one of "
+            "the organization's cloud accounts; persistent storage is started (provisioned) and "
+            "stopped (deleted, data included) by its users, each start a numbered session with "
+            "its provision and deletion logs.",
         ),
         ResourceKindRecord(
             name=WORKFLOW_KIND,

@@ -135,14 +135,26 @@ class TemporaryCredentials(msgspec.Struct, frozen=True, kw_only=True):
     """Short-lived credentials for a bucket, with ready-made commands for its CLI."""
 
     env: dict[str, str]
-    """Environment variables holding the credentials (``AWS_ACCESS_KEY_ID``...)."""
+    """Environment variables holding the credentials (``AWS_ACCESS_KEY_ID``...) and what the
+    cloud's CLI needs besides (``AWS_DEFAULT_REGION``, ``AWS_ENDPOINT_URL_S3``)."""
     expires_at: datetime
     uri: str = ""
     commands: tuple[str, ...] = ()
     """Example commands (``aws s3 ls s3://bucket``) for users to copy."""
+    credentials: dict[str, str] = msgspec.field(default_factory=dict)
+    """The same credentials under the names a workflow's ``bucket`` input gives them
+    (``accessKeyId``, ``secretAccessKey``, ``sessionToken`` for AWS; ``oauth2Token`` and
+    ``projectId`` for Google; ``clientId``, ``clientSecret``, ``tenantId``,
+    ``subscriptionId`` for Azure)."""
+    bucket_name: str = ""
+    """The bucket's name at the cloud."""
+    region: str = ""
+    endpoint_url: str = ""
+    """Where the cloud's API is reached when it is not the public default (an emulator, a
+    GovCloud or VPC endpoint); empty for the default."""
 
     def __repr__(self) -> str:
-        return redacted_repr(self, frozenset({"env"}))
+        return redacted_repr(self, frozenset({"env", "credentials"}))
 
 
 class TransferDirection(enum.StrEnum):
