@@ -27,14 +27,15 @@ SAMPLES: list[tuple[str, dict[str, str]]] = [
     ("/api/ssh-keys/", {"name": "laptop"}),
     ("/api/clusters/", {"owner": "alice", "name": "hpc", "job": "1"}),
     ("/api/cloud-accounts/", {"name": "lab"}),
+    ("/api/marketplace/", {"slug": "flowitem", "version": "v1.0.0"}),
     ("/api/networks/", {"name": "net1"}),
     ("/api/os-snapshots/", {"owner": "alice", "name": "snap"}),
     ("/api/static-ips/", {"owner": "alice", "name": "ip1"}),
-    ("/api/workflows/", {"owner": "alice", "name": "flow", "version": "1"}),
     (
         "/api/storage/",
         {"owner": "alice", "name": "bucket1", "group": "team", "session": "1", "log": "provision"},
     ),
+    ("/api/workflows/", {"owner": "alice", "name": "flow", "version": "1"}),
     ("/api/runs/", {"ref": "alice.flow.00001"}),
     ("/api/sessions/", {"owner": "alice", "name": "desk"}),
 ]
@@ -164,7 +165,6 @@ async def acme(api: Api) -> dict[str, str]:
     assert flow.status_code == 201, flow.text
     run = await api.client.post("/api/workflows/alice/flow/runs", json={}, headers=alice)
     assert run.status_code == 201 and run.json()["slug"] == "alice.flow.00001", run.text
-    variable = await api.client.put(
     bucket = await api.client.post(
         "/api/storage", json={"name": "bucket1", "type": "shelf-bucket"}, headers=alice
     )
@@ -173,6 +173,13 @@ async def acme(api: Api) -> dict[str, str]:
         "/api/storage/alice/bucket1/sharing/team", json={"mount": True}, headers=alice
     )
     assert shared.status_code == 200, shared.text
+    item = await api.client.post(
+        "/api/marketplace",
+        json={"source": "flow", "name": "Flow", "slug": "flowitem", "privacy": "org"},
+        headers=alice,
+    )
+    assert item.status_code == 201, item.text
+    variable = await api.client.put(
         "/api/orgs/acme/variables/orgVariable", json={"value": "hi"}, headers=alice
     )
     assert variable.status_code == 200, variable.text

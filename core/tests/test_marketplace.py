@@ -6,6 +6,8 @@ recursion and privacy through ``uses:``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlmodel import col, select
 from workflow_lab import Lab
@@ -25,6 +27,7 @@ from corral_sdk.wire import (
 )
 
 pytestmark = pytest.mark.anyio
+EXAMPLES = Path(__file__).parent / "workflows"
 
 PASSWORD = "Correct-horse-battery-9!"
 
@@ -158,17 +161,7 @@ jobs:
         ),
     )
     # spec 20 §4.6, word for word
-    done = await lab.run(
-        """
-jobs:
-  job-name:
-    steps:
-      - name: Sample Step
-        uses: marketplace/default-local-workflow
-        with:
-          resource: sample-cluster
-"""
-    )
+    done = await lab.run((EXAMPLES / "uses_marketplace.yaml").read_text())
     assert done.run.status == "completed", done.lines
     assert (
         "[marketplace/default-local-workflow/main] Starter Local Workflow on sample-cluster"

@@ -6,8 +6,9 @@ Examples run elsewhere with these assertions (not repeated here): §3.4 env prec
 needs, §4.4 conditionals and cleanup order after a failure, §4.5 the 2x3 matrix, §6.4 both
 outputs examples (``test_workflow_engine.py``); the sessions and ``update-session`` (§7-8.3,
 ``test_workflow_sessions.py``); the ``ssh:`` example (§4.3) and ``scheduler-agent`` with
-``wait-for-agent`` (§8.4) on the lab's Slurm (``tests/test_workflows_lab.py``). Not run:
-``marketplace/`` (§4.6) and the bucket input (§5.4), which need the marketplace and storage."""
+``wait-for-agent`` (§8.4) on the lab's Slurm (``tests/test_workflows_lab.py``); ``marketplace/``
+(§4.6, ``uses_marketplace.yaml``) in ``test_marketplace.py``. Not run: the bucket input (§5.4),
+which needs storage."""
 
 from __future__ import annotations
 

@@ -21,14 +21,15 @@ from corral_api.routes.cloud_resources import OsSnapshotController, StaticIpCont
 from corral_api.routes.cloud_settings import CloudSettingsController
 from corral_api.routes.clouds import CloudAccountController
 from corral_api.routes.clusters import ClusterController
+from corral_api.routes.marketplace import MarketplaceController
 from corral_api.routes.networks import CloudAccountAccessController, NetworkController
 from corral_api.routes.orgs import GroupController, OrgController, UserController
 from corral_api.routes.resources import ResourceController
 from corral_api.routes.runs import RunController, WorkflowRunController
 from corral_api.routes.sessions import SessionController
 from corral_api.routes.ssh import SSHController, ssh_connect
-from corral_api.routes.system import system_routes
 from corral_api.routes.storage import StorageController
+from corral_api.routes.system import system_routes
 from corral_api.routes.workflows import WorkflowController, WorkflowSchemaController
 from corral_api.security import (
     AuditMiddleware,
@@ -150,12 +151,13 @@ def create_app(runtime: Runtime, *, debug: bool = False) -> Litestar:
         NetworkController,
         OsSnapshotController,
         StaticIpController,
-        CloudSettingsController,
         StorageController,
+        CloudSettingsController,
         WorkflowController,
         WorkflowSchemaController,
         WorkflowRunController,
         RunController,
+        MarketplaceController,
         ssh_public_keys,
         OrgController,
         UserController,

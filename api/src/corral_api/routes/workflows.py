@@ -22,6 +22,7 @@ from corral_sdk.wire import (
     WorkflowCreate,
     WorkflowInfo,
     WorkflowList,
+    WorkflowMarketplace,
     WorkflowProblemInfo,
     WorkflowUpdate,
     WorkflowVersionInfo,
@@ -40,12 +41,20 @@ class WorkflowLint(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     """The workflow's name, to find a step that uses the workflow itself."""
 
 
-def workflow_info(row: Resource, *, favorite: bool = False, yaml: str = "") -> WorkflowInfo:
+def workflow_info(
+    row: Resource,
+    *,
+    favorite: bool = False,
+    yaml: str = "",
+    marketplace: WorkflowMarketplace | None = None,
+) -> WorkflowInfo:
     spec = WorkflowService.spec_of(row)
     return WorkflowInfo(
         uri=ResourceRef(row.owner, row.name).uri,
         owner=row.owner,
         name=row.name,
+        display_name=row.display_name,
+        marketplace=marketplace,
         description=row.description,
         tags=list(row.tags),
         app=spec.app,
@@ -79,24 +88,39 @@ class WorkflowController(Controller):
         yaml = ""
         if WorkflowService.spec_of(row).source == "local":
             yaml = (await runtime.workflows.yaml_of(row)).yaml
-        return workflow_info(row, favorite=favorite, yaml=yaml)
+        used = await runtime.marketplace_copies.subscriptions([row.id])
+        return workflow_info(row, favorite=favorite, yaml=yaml, marketplace=used.get(row.id or 0))
 
-    @get("/", summary="Workflows you can see (yours, your organization's, shared with you)")
+    @get(
+        "/",
+        summary="Workflows you can see (yours, your organization's, shared with you); "
+        "marketplace=true: the marketplace workflows you use, false: the others",
+    )
     async def list_workflows(
         self,
         principal: Caller,
         runtime: RuntimeDep,
         favorite: Annotated[bool, QueryParameter(name="favorite")] = False,
         owner: Annotated[str | None, QueryParameter(name="owner", max_length=255)] = None,
+        marketplace: Annotated[bool | None, QueryParameter(name="marketplace")] = None,
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> WorkflowList:
         rows, total = await runtime.workflows.list_workflows(
-            principal, owner=owner, favorite=favorite, limit=limit, offset=offset
+            principal,
+            owner=owner,
+            favorite=favorite,
+            marketplace=marketplace,
+            limit=limit,
+            offset=offset,
         )
         favorites = await runtime.workflows.favorites(principal)
+        used = await runtime.marketplace_copies.subscriptions([r.id for r in rows])
         return WorkflowList(
-            items=[workflow_info(r, favorite=r.id in favorites) for r in rows],
+            items=[
+                workflow_info(r, favorite=r.id in favorites, marketplace=used.get(r.id or 0))
+                for r in rows
+            ],
             total=total,
             limit=limit,
             offset=offset,

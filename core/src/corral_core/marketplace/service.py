@@ -248,10 +248,9 @@ class MarketplaceService:
             col(MarketplaceItem.id),
         )
         async with self.db.session() as session:
+            matching = query.subquery()
             counted = await session.exec(
-                select(MarketplaceItem.type, func.count())
-                .select_from(query.subquery())
-                .group_by(col(MarketplaceItem.type))
+                select(matching.c.type, func.count()).group_by(matching.c.type)
             )
             counts = {kind: 0 for kind in TYPES} | {kind: int(n) for kind, n in counted}
             if browse.type is not None:

@@ -22,9 +22,9 @@ __all__ = [
 
 SLUG = NameRule(
     "marketplace slug",
-    re.compile(r"[a-z0-9][a-z0-9_-]*[a-z0-9]"),
+    re.compile(r"[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?"),
     63,
-    "2-63 lowercase letters, digits, '-' and '_', starting and ending with a letter or digit",
+    "1-63 lowercase letters, digits, '-' and '_', starting and ending with a letter or digit",
 )
 VERSION = NameRule(
     "marketplace version",

@@ -21,7 +21,7 @@ __all__ = [
 
 WORKFLOW_KIND = "workflow"
 WORKFLOW_NAME_PATTERN = (
-    r"[a-z0-9_]{2,255}|marketplace\.[a-z0-9_-]{2,63}\.(?:latest|v[A-Za-z0-9_.-]{2,63})"
+    r"[a-z0-9_]{2,255}|marketplace\.[a-z0-9_-]{1,63}\.(?:latest|v[A-Za-z0-9_.-]{2,63})"
 )
 """The names users give, and the names of the marketplace workflows they use
 (``marketplace.<slug>.<version>``, made by the marketplace, never typed)."""
