@@ -1,12 +1,20 @@
-"""The hooks of the AWS plugin: one cloud record, registered without importing boto3 or the
-provider (both are loaded on first use)."""
+"""The hooks of the AWS plugin: the cloud and the S3 bucket storage type, registered without
+importing boto3 or the providers (both are loaded on first use)."""
 
 from __future__ import annotations
 
 from corral_aws.settings import AwsCredentials
-from corral_sdk.plugin import CloudFeature, CloudRecord, hookimpl
+from corral_aws.storage import S3Options
+from corral_sdk.plugin import (
+    CloudFeature,
+    CloudRecord,
+    StorageCategory,
+    StorageFeature,
+    StorageTypeRecord,
+    hookimpl,
+)
 
-__all__ = ["RECORD", "corral_register_clouds"]
+__all__ = ["RECORD", "S3_RECORD", "corral_register_clouds", "corral_register_storage_types"]
 
 RECORD = CloudRecord(
     name="aws",
@@ -42,3 +50,26 @@ RECORD = CloudRecord(
 @hookimpl
 def corral_register_clouds() -> list[CloudRecord]:
     return [RECORD]
+
+
+S3_RECORD = StorageTypeRecord(
+    name="aws-s3",
+    factory="corral_aws.storage:S3Bucket",
+    config=S3Options,
+    category=StorageCategory.BUCKET,
+    cloud="aws",
+    label="AWS S3 Bucket",
+    features=frozenset({StorageFeature.TEMPORARY_CREDENTIALS}),
+    docs=(
+        "An S3 bucket in a region of an AWS cloud account (option: region), named "
+        "corral-<name>-<id>, public access blocked, tagged with Corral's cost tags; stopping it "
+        "deletes it and everything in it. Temporary credentials: a 12-hour STS federation token "
+        "allowed S3 on this bucket only."
+    ),
+)
+"""The storage type this plugin registers."""
+
+
+@hookimpl
+def corral_register_storage_types() -> list[StorageTypeRecord]:
+    return [S3_RECORD]
