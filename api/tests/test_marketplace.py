@@ -505,6 +505,43 @@ async def test_fork_workflow_from_latest_is_one_of_my_workflows_tagged_with_its_
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "name"
 
 
+async def test_a_storage_fork_with_persistent_makes_persistent_storage(
+    api: Api, acme: dict[str, dict[str, str]]
+) -> None:
+    bob, carol = acme["bob"], acme["carol"]
+    for name, kind in (("scratch", "shelf-lustre"), ("bucket", "shelf-bucket")):
+        made = await api.client.post(
+            "/api/storage",
+            json={"name": name, "type": kind, "ephemeral": kind == "shelf-lustre",
+                  "storage_options": {"region": "shelf-2"}},
+            headers=bob,
+        )  # fmt: skip
+        assert made.status_code == 201, made.text
+    item = await publish(api, bob, "scratch", "scratch", name="Scratch")
+    assert (item["type"], item["type_label"]) == ("storage", "shelf-lustre storage")
+    await publish(api, bob, "bucket", "bucket", name="Bucket")
+    assert (await listing(api, carol))["counts"]["storage"] == 2
+    assert slugs(await listing(api, carol, type="storage")) == ["bucket", "scratch"]
+    for name, persistent, ephemeral in (("kept", True, False), ("temp", False, True),
+                                        ("asis", None, True)):  # fmt: skip
+        body: dict[str, Any] = {"name": name}
+        if persistent is not None:
+            body["persistent"] = persistent
+        forked = await api.client.post("/api/marketplace/scratch/fork", json=body, headers=carol)
+        assert forked.status_code == 201, forked.text
+        assert (forked.json()["kind"], forked.json()["tags"]) == ("storage", ["v1.0.0"])
+        mine = (await api.client.get(f"/api/storage/carol/{name}", headers=carol)).json()
+        assert (mine["owner"], mine["ephemeral"], mine["status"]) == ("carol", ephemeral, "stopped")
+        assert mine["storage_options"] == {"region": "shelf-2"}
+    # only Lustre may be ephemeral: the storage's own rule, naming the field
+    refused = await api.client.post(
+        "/api/marketplace/bucket/fork", json={"name": "nope", "persistent": False}, headers=carol
+    )
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "ephemeral"
+    assert (await api.client.post("/api/marketplace/bucket/use", json={},
+                                  headers=carol)).status_code == 422  # fmt: skip
+
+
 # --- §2.8 delete ----------------------------------------------------------------------------------
 
 

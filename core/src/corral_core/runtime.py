@@ -192,7 +192,7 @@ class Runtime:
         self.marketplace = MarketplaceService(
             self.db,
             self.access,
-            item_kinds(self.workflows, self.clusters, self.cloud_accounts),
+            item_kinds(self.workflows, self.clusters, self.cloud_accounts, self.storage),
         )
         self.marketplace_copies = MarketplaceCopies(
             self.db, self.marketplace, self.resources, Owners(self.db, self.authn).principal

@@ -189,9 +189,10 @@ def corral_register_workflow_sources() -> Sequence[WorkflowSourceRecord]:
     """Register workflow sources, used in workflow YAML as ``uses: <name>/<reference>``.
 
     Called once per process when the kernel builds its registry. All results are collected.
-    Corral's own ``github`` source (``uses: github/<owner>/<repo>@<ref>``) is registered
-    through this very hook; ``workflow``, ``corral`` and ``parallelworks`` are taken. A step
-    naming a source nobody registered fails with the source's name.
+    Corral's own ``github`` (``uses: github/<owner>/<repo>@<ref>``) and ``marketplace``
+    (``uses: marketplace/<slug>[/<version>]``) sources are registered through this very hook;
+    ``workflow``, ``corral`` and ``parallelworks`` are taken. A step naming a source nobody
+    registered fails with the source's name.
 
     :return: a list of :class:`~corral_sdk.records.WorkflowSourceRecord`; each factory builds a
         :class:`~corral_sdk.providers.workflow_source.WorkflowSource`, which turns a reference
@@ -202,9 +203,9 @@ def corral_register_workflow_sources() -> Sequence[WorkflowSourceRecord]:
 
         @hookimpl
         def corral_register_workflow_sources():
-            return [WorkflowSourceRecord(name="marketplace",
-                                         factory="corral_marketplace.source:Marketplace",
-                                         docs="Published marketplace workflows.")]
+            return [WorkflowSourceRecord(name="catalog",
+                                         factory="corral_catalog.source:Catalog",
+                                         docs="Workflows of the site's catalogue.")]
     """
 
 

@@ -28,8 +28,8 @@ __all__ = [
     "ClusterInfo",
     "ClusterList",
     "ClusterLogs",
-    "ClusterType",
     "ClusterStatus",
+    "ClusterType",
     "ClusterUpdate",
     "CredentialInfo",
     "GrantCreate",
@@ -1603,8 +1603,9 @@ class MarketplaceFork(_Request, frozen=True, kw_only=True):
     """The new resource's name (the rules of its kind)."""
     version: str = "latest"
     display_name: str = ""
-    persistent: bool = False
-    """Storage only: the new storage is persistent."""
+    persistent: bool | None = None
+    """Storage only: whether the new storage is persistent (``false``: ephemeral, Lustre
+    only); by default as the version's."""
 
 
 class MarketplaceForked(msgspec.Struct, frozen=True, kw_only=True):

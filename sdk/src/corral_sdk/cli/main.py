@@ -152,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     _network_commands(branch, leaf)
     _cloud_resource_commands(branch, leaf)
     _workflow_commands(branch, leaf)
+    _marketplace_commands(branch, leaf)
     _session_commands(branch, leaf)
 
     ssh = leaf(
@@ -261,6 +262,11 @@ def _workflow_commands(branch: Callable[..., Any], leaf: Callable[..., Any]) -> 
 
     ls = leaf(workflows, "ls", f"{module}:ls", "list the workflows you can see", aliases=["list"])
     ls.add_argument("--favorite", action="store_true", help="only your favourites")
+    which = ls.add_mutually_exclusive_group()
+    which.add_argument(
+        "--marketplace", action="store_true", help="only the marketplace workflows you use"
+    )
+    which.add_argument("--mine", action="store_true", help="only the others (My Workflows)")
     _output_flag(ls, ("table", "json", "list"), "table")
 
     get = leaf(workflows, "get", f"{module}:get", "show a workflow (-o yaml: its YAML)")
@@ -553,6 +559,118 @@ def _cloud_commands(branch: Callable[..., Any], leaf: Callable[..., Any]) -> Non
     for command in (res_ls, res_add, res_rm):
         command.add_argument("--org", help="default: your organization")
     for command in (res_ls, res_add):
+        _output_flag(command, OUTPUT_TABLE_JSON, "table")
+
+
+def _marketplace_commands(branch: Callable[..., Any], leaf: Callable[..., Any]) -> None:
+    """marketplace: ls, get, publish, update, delete, versions (ls, publish, delete), use, fork."""
+    module = "corral_sdk.cli.commands.marketplace"
+    market = branch("marketplace", "published workflows and clusters: browse, publish, use, fork")
+    ls = leaf(
+        market,
+        "ls",
+        f"{module}:ls",
+        "items you can see: the home page (10 of each type, featured first), or --type",
+        ["list"],
+    )
+    ls.add_argument("-q", "--search", dest="q", help="a part of the name, type or publisher")
+    ls.add_argument("--type", choices=("workflow", "storage", "compute"), help="all of one type")
+    for name, what in (
+        ("my-items", "only yours"),
+        ("my-org", "only your organization's"),
+        ("favorites", "only your favourites"),
+        ("featured", "only featured items"),
+        ("verified", "only verified items"),
+        ("modifiable", "only items you may edit"),
+    ):
+        ls.add_argument(f"--{name}", action="store_true", help=what)
+    get = leaf(market, "get", f"{module}:get", "an item: its versions and description")
+    publish = leaf(
+        market,
+        "publish",
+        f"{module}:publish",
+        "publish a workflow or cluster of yours; its first version is v1.0.0",
+    )
+    publish.add_argument("source", help="the workflow or cluster (pw://owner/name or a name)")
+    publish.add_argument("--name", required=True, help="unique in your organization")
+    publish.add_argument("--slug", required=True, help="its URL and uses: marketplace/<slug>")
+    update = leaf(market, "update", f"{module}:update", "edit an item (its publisher, org admins)")
+    update.add_argument("--name")
+    update.add_argument("--new-slug", help="a new slug (its URL changes)")
+    privacy_help = "everyone, org_and_partners, org (the default) or groups (with --group)"
+    for command in (publish, update):
+        command.add_argument(
+            "--privacy",
+            choices=("everyone", "org_and_partners", "org", "groups"),
+            default="org" if command is publish else None,
+            help=privacy_help,
+        )
+        command.add_argument(
+            "--group", action="append", help="a group of yours shown the item (repeat)"
+        )
+        command.add_argument("--summary", help="200 characters or fewer")
+        command.add_argument("--description", help="markdown")
+        command.add_argument("--description-file", help="markdown, from a file")
+    for name, what in (
+        ("verified", "verified by your organization"),
+        ("featured", "at the top of the marketplace"),
+        ("as-organization", "published as your organization"),
+    ):
+        publish.add_argument(f"--{name}", action="store_true", help=f"{what} (org admins)")
+        update.add_argument(f"--{name}", choices=("on", "off"), help=f"{what} (org admins)")
+    delete = leaf(
+        market,
+        "delete",
+        f"{module}:delete",
+        "delete an item; forks stay, marketplace workflows using it stay, broken",
+        ["rm"],
+    )
+    versions = branch("versions", "an item's versions", group=market)
+    versions_ls = leaf(versions, "ls", f"{module}:versions_ls", "list versions", ["list"])
+    versions_publish = leaf(
+        versions,
+        "publish",
+        f"{module}:versions_publish",
+        "publish a new version: a snapshot of the item's resource (or --resource)",
+    )
+    versions_publish.add_argument("slug", help="the item's slug")
+    versions_publish.add_argument("version", help="v followed by 2 or more characters: v1.0.0")
+    versions_publish.add_argument("--resource", help="another resource of yours of its kind")
+    versions_delete = leaf(
+        versions,
+        "delete",
+        f"{module}:versions_delete",
+        "delete a version (not the last); workflows pinned to it stay, broken",
+        ["rm"],
+    )
+    versions_delete.add_argument("slug", help="the item's slug")
+    versions_delete.add_argument("version")
+    use = leaf(
+        market,
+        "use",
+        f"{module}:use",
+        "use a workflow item: a marketplace workflow of yours (latest follows the item)",
+    )
+    fork = leaf(
+        market,
+        "fork",
+        f"{module}:fork",
+        "fork an item into a new workflow or cluster of yours, tagged with the version",
+    )
+    fork.add_argument("--name", required=True, help="the new workflow's or cluster's name")
+    fork.add_argument("--display-name")
+    lasting = fork.add_mutually_exclusive_group()
+    lasting.add_argument("--persistent", action="store_true", help="storage: a persistent one")
+    lasting.add_argument(
+        "--ephemeral", action="store_true", help="storage: an ephemeral one (Lustre)"
+    )
+    for command in (use, fork):
+        command.add_argument("--version", default="latest", help="default latest")
+    for command in (get, update, delete, versions_ls, use, fork):
+        command.add_argument("slug", help="the item's slug")
+    for command in (get, update, delete, versions_ls, versions_publish, versions_delete, use, fork):
+        command.add_argument("--org", help="the publisher's organization (when several have it)")
+    for command in (ls, get, publish, update, versions_ls, versions_publish, use, fork):
         _output_flag(command, OUTPUT_TABLE_JSON, "table")
 
 

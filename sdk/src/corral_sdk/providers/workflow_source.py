@@ -4,7 +4,7 @@ A step ``uses: github/acme/flows@v2`` runs another workflow as a sub-run of its 
 before the first ``/`` names a source; a plugin registers one with a
 :class:`~corral_sdk.records.WorkflowSourceRecord` whose factory is called with no arguments
 (read your own settings in ``corral_configure``; Corral's own ``github`` source gets
-``[workflows] github_url``). Corral ships ``github``; ``workflow/<name>``
+``[workflows] github_url``). Corral ships ``github`` and ``marketplace``; ``workflow/<name>``
 (the user's own workflows) is built into the kernel, and ``corral/`` and ``parallelworks/``
 name actions, not workflows. A ``uses:`` whose source nobody registered fails naming it.
 

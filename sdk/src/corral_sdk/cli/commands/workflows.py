@@ -95,8 +95,13 @@ def _print(workflows: list[WorkflowInfo]) -> None:
 
 def ls(args: argparse.Namespace) -> int:
     with client_for(args) as client:
+        marketplace = True if args.marketplace else False if args.mine else None
         found = client.get(
-            "/api/workflows", WorkflowList, favorite=args.favorite or None, limit=200
+            "/api/workflows",
+            WorkflowList,
+            favorite=args.favorite or None,
+            marketplace=marketplace,
+            limit=200,
         ).items
     if args.output == "json":
         print_json(found)
