@@ -151,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cloud_commands(branch, leaf)
     _network_commands(branch, leaf)
     _cloud_resource_commands(branch, leaf)
+    _storage_commands(branch, leaf)
     _workflow_commands(branch, leaf)
     _marketplace_commands(branch, leaf)
     _session_commands(branch, leaf)
@@ -778,6 +779,110 @@ def _cloud_resource_commands(branch: Callable[..., Any], leaf: Callable[..., Any
         command.add_argument("--wait-timeout", type=float, default=1800.0, help="seconds")
     for command in (snap_ls, snap_create, snap_get, ip_ls, ip_create, ip_get):
         _output_flag(command, OUTPUT_TABLE_JSON, "table")
+
+
+def _storage_commands(branch: Callable[..., Any], leaf: Callable[..., Any]) -> None:
+    """storage (the kind) and buckets (objects and credentials of buckets)."""
+    module = "corral_sdk.cli.commands.storage"
+    storage = branch("storage", "buckets, disks, NFS and Lustre file systems")
+    ls = leaf(storage, "ls", f"{module}:ls", "list storage yours and shared with you", ["list"])
+    ls.add_argument("--category", choices=("bucket", "disk", "nfs", "lustre"))
+    ls.add_argument("--owner", help="only this namespace's")
+    types = leaf(storage, "types", f"{module}:types", "the storage types installed plugins offer")
+    create = leaf(
+        storage, "create", f"{module}:create", "create a storage (stopped unless --start)"
+    )
+    create.add_argument("name", help="2-255 lowercase letters and digits")
+    create.add_argument("--type", required=True, help="a storage type (corral storage types)")
+    create.add_argument("--ephemeral", action="store_true", help="Lustre only")
+    create.add_argument("--start", action="store_true", help="start it at once")
+    update = leaf(
+        storage, "update", f"{module}:update", "change a storage (its definition while stopped)"
+    )
+    for command in (create, update):
+        command.add_argument("--cloud-account", help="the cloud account it lives in")
+        command.add_argument(
+            "--option", action="append", metavar="KEY=VALUE",
+            help="a storage option, e.g. region=us-east-1 (repeat)",
+        )  # fmt: skip
+        command.add_argument("--options-json", help="the storage options as a JSON object")
+        command.add_argument("--group", help="the group its costs go to")
+        command.add_argument("--description", help="at most 100 characters")
+        command.add_argument("--tags", help="comma-separated")
+    get = leaf(storage, "get", f"{module}:get", "a storage and its definition")
+    delete = leaf(storage, "delete", f"{module}:delete", "delete a stopped storage")
+    start = leaf(storage, "start", f"{module}:start", "provision a storage (starting, then active)")
+    stop = leaf(
+        storage,
+        "stop",
+        f"{module}:stop",
+        "delete a storage at the cloud, data included (stopping, then stopped)",
+    )
+    logs = leaf(
+        storage,
+        "logs",
+        f"{module}:logs",
+        "a session's provision (or deletion) log: ISO time and message per line",
+    )
+    logs.add_argument("--session", type=int, help="the session's number (default the latest)")
+    logs.add_argument("--deletion", action="store_true", help="the deletion log")
+    logs.add_argument("-f", "--follow", action="store_true", help="until the log is finished")
+    share = leaf(
+        storage,
+        "share",
+        f"{module}:share",
+        "who a storage is shared with; with GROUP, set that group's access (neither flag: "
+        "no longer shared)",
+    )
+    share.add_argument("name", help="pw://owner/name, owner/name or a name of yours")
+    share.add_argument("group", nargs="?", help="a group of your organization")
+    share.add_argument(
+        "--view-edit", action="store_true", help="see, change, start and stop it (and mount it)"
+    )
+    share.add_argument("--mount", action="store_true", help="mount it and use its credentials")
+    for command in (update, get, delete, start, stop, logs):
+        command.add_argument("name", help="pw://owner/name, owner/name or a name of yours")
+    for command in (create, start, stop):
+        command.add_argument("--wait", action="store_true", help="wait until it settles")
+        command.add_argument("--wait-timeout", type=float, default=1800.0, help="seconds")
+    for command in (ls, types, create, update, get, start, stop, logs, share):
+        _output_flag(command, OUTPUT_TABLE_JSON, "table")
+
+    module = "corral_sdk.cli.commands.buckets"
+    uri_help = "pw://<namespace>/<bucket>[/<path>] or s3://<bucket>[/<path>]"
+    buckets = branch("buckets", "list buckets and their files, copy files in and out")
+    buckets_ls = leaf(
+        buckets,
+        "ls",
+        f"{module}:ls",
+        "no URI: your buckets and those shared with you; pw://ns: that namespace's; a bucket "
+        "URI: its files",
+        ["list"],
+    )
+    buckets_ls.add_argument("uri", nargs="?", help=uri_help)
+    buckets_ls.add_argument(
+        "--csp-uris", action="store_true", help="list provisioned buckets with their CSP URIs"
+    )
+    _output_flag(buckets_ls, ("list", "json", "table"), "table")
+    cp = leaf(
+        buckets,
+        "cp",
+        f"{module}:cp",
+        "copy a file (or with -r a directory) into a bucket or out of one",
+    )
+    cp.add_argument("source", help=f"a local path or {uri_help}")
+    cp.add_argument("destination", help=f"a local path or {uri_help}")
+    cp.add_argument("-r", "--recursive", action="store_true", help="directories and prefixes")
+    rm = leaf(buckets, "rm", f"{module}:rm", "delete one file of a bucket")
+    rm.add_argument("uri", help="pw://<namespace>/<bucket>/<file> or s3://<bucket>/<file>")
+    token = leaf(
+        buckets,
+        "get-token",
+        f"{module}:get_token",
+        "short-lived credentials of an active bucket, as shell export lines (or -o json)",
+    )
+    token.add_argument("uri", help=uri_help)
+    _output_flag(token, ("text", "json"), "text")
 
 
 def _identity_commands(branch: Callable[..., Any], leaf: Callable[..., Any]) -> None:
