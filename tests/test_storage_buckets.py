@@ -232,6 +232,75 @@ def test_storage_commands_sessions_logs_and_sharing(
     assert carol.json("buckets", "get-token", f"pw://admin/{BUCKET}")["credentials"]
 
 
+FLOW = """\
+'on':
+  execute:
+    inputs:
+      b:
+        type: bucket
+        label: Data Bucket
+        csp: aws
+        generateCredentials: true
+jobs:
+  sync:
+    steps:
+      - run: |
+          echo "key=${{ inputs.b.credentials.accessKeyId }}"
+          echo "uri=${{ inputs.b.uri }} user=${{ inputs.b.user }} csp=${{ inputs.b.csp }}"
+          echo "bucket=${{ inputs.b.bucketName }} region=${{ inputs.b.region }}"
+          AWS_ACCESS_KEY_ID='${{ inputs.b.credentials.accessKeyId }}' \\
+          AWS_SECRET_ACCESS_KEY='${{ inputs.b.credentials.secretAccessKey }}' \\
+          AWS_SESSION_TOKEN='${{ inputs.b.credentials.sessionToken }}' \\
+          AWS_DEFAULT_REGION='${{ inputs.b.region }}' \\
+          AWS_ENDPOINT_URL_S3='${{ inputs.b.endpointUrl }}' \\
+          PYTHON -c "import boto3; boto3.client('s3').put_object(Body=b'ran',
+          Bucket='${{ inputs.b.bucketName }}', Key='from-run-$USER_TAG.txt')"
+        env:
+          USER_TAG: step
+"""
+
+
+def test_a_bucket_input_gives_steps_the_bucket_and_its_credentials(
+    admin: Cli, bucket: str, server: Server, tmp_path: Path, moto: str
+) -> None:
+    """Spec 20 §5.6: inside a workspace step ``inputs.b.credentials.accessKeyId`` is set and
+    ``uri`` is pw://user/name; a bucket the user cannot access fails the run, naming the
+    input. The step writes to the bucket with those credentials."""
+    flow = tmp_path / "bucket.yaml"
+    flow.write_text(FLOW.replace("PYTHON", sys.executable))
+    admin.ok("workflows", "create", "bucketflow", "--yaml", str(flow))
+    done = admin("workflows", "run", "bucketflow", "-i", f"b=pw://admin/{BUCKET}", "--wait")
+    assert done.returncode == 0, done.stdout + done.stderr
+    key = next(line for line in done.stdout.splitlines() if "key=" in line).split("key=")[1]
+    assert key.strip(), done.stdout
+    assert f"uri=pw://admin/{BUCKET} user=admin csp=aws" in done.stdout
+    assert f"bucket={bucket} region=us-west-2" in done.stdout
+    assert "from-run-step.txt" in keys(moto, bucket)
+    run = admin.json("workflows", "runs", "list", "bucketflow")[0]
+    shown = admin.json("workflows", "runs", "view", str(run["id"]))
+    inputs = shown["inputs"]["b"]
+    assert inputs["uri"] == f"pw://admin/{BUCKET}" and inputs["bucketName"] == bucket
+    assert set(inputs["credentials"].values()) == {"********"}, inputs
+    by_cloud = admin("workflows", "run", "bucketflow", "-i", f"b=s3://{bucket}", "--wait")
+    assert by_cloud.returncode == 0, by_cloud.stderr
+
+    # dave has no access to the admin's bucket: the run is refused, naming the input
+    dave = signed_in(server, tmp_path / "dave", "dave")
+    dave_flow = tmp_path / "dave.yaml"
+    dave_flow.write_text(FLOW.replace("PYTHON", sys.executable))
+    dave.ok("workflows", "create", "daveflow", "--yaml", str(dave_flow))
+    refused = dave("workflows", "run", "daveflow", "-i", f"b=pw://admin/{BUCKET}", "--wait")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "inputs.b" in refused.stderr and "no bucket" in refused.stderr
+    assert dave.json("workflows", "runs", "list", "daveflow") == []
+    # carol's group may mount it: a shared bucket is accepted
+    carol = signed_in(server, tmp_path / "carol", "carol")
+    carol.ok("workflows", "create", "carolflow", "--yaml", str(dave_flow))
+    shared = carol("workflows", "run", "carolflow", "-i", f"b=pw://admin/{BUCKET}", "--wait")
+    assert shared.returncode == 0, shared.stdout + shared.stderr
+    assert f"uri=pw://admin/{BUCKET} user=admin" in shared.stdout
+
+
 def test_a_stopped_bucket_is_gone_and_gives_no_credentials(
     admin: Cli, bucket: str, moto: str
 ) -> None:

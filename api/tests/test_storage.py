@@ -327,3 +327,36 @@ async def test_generic_routes_cannot_edit_storage_through_a_share(
         "/api/resources/alice/generic", json={"desired_state": "active"}, headers=bob
     )
     assert patched.status_code == 403, patched.text
+
+
+async def test_bucket_picker_options_are_active_buckets_own_and_shared(
+    api: Api, people: dict[str, dict[str, str]]
+) -> None:
+    """What a workflow's ``bucket`` input offers (spec 20 §5.3): the caller's own and shared
+    buckets that are active, by cloud when the input names one."""
+    alice, bob = people["alice"], people["bob"]
+    for owner, headers, name in (
+        ("alice", alice, "shared"),
+        ("alice", alice, "private"),
+        ("alice", alice, "cold"),
+        ("bob", bob, "mine"),
+    ):
+        assert (await create(api, headers, name=name)).status_code == 201
+        if name != "cold":
+            await api.client.post(f"/api/storage/{owner}/{name}/start", headers=headers)
+            await reconcile(api, owner, name)
+    await api.client.put(
+        "/api/storage/alice/shared/sharing/team", json={"mount": True}, headers=alice
+    )
+    await api.client.put(
+        "/api/storage/alice/cold/sharing/team", json={"mount": True}, headers=alice
+    )
+    await create(api, bob, name="share", type="shelf-nfs")
+    options = await api.client.get(
+        "/api/storage", params={"category": "bucket", "status": "active"}, headers=bob
+    )
+    assert [i["uri"] for i in options.json()["items"]] == ["pw://alice/shared", "pw://bob/mine"]
+    aws = await api.client.get(
+        "/api/storage", params={"category": "bucket", "status": "active", "csp": "aws"}, headers=bob
+    )
+    assert aws.json()["items"] == []

@@ -103,3 +103,40 @@ async def test_resource_pickers_go_through_the_resolver() -> None:
     assert form.values["cluster"]["ip"] == "10.0.0.1"
     with pytest.raises(Invalid, match="no cluster"):
         await resolve_inputs(schema, {"cluster": "pw://bob/x"}, resolve=resolve)
+
+
+async def test_bucket_credentials_reach_steps_but_are_masked_everywhere_else() -> None:
+    async def resolve(kind: str, item: Any, value: Any) -> Any:
+        found = {"type": "bucket", "uri": value, "name": "b", "user": "alice"}
+        if item.get("generateCredentials"):
+            found["credentials"] = {"accessKeyId": "AKIA1", "secretAccessKey": "s"}
+        return found
+
+    schema = {
+        "b": {"type": "bucket", "generateCredentials": True},
+        "plain": {"type": "bucket"},
+    }
+    form = await resolve_inputs(
+        schema, {"b": "pw://alice/b", "plain": "pw://alice/b"}, resolve=resolve
+    )
+    assert form.values["b"]["credentials"]["accessKeyId"] == "AKIA1"
+    assert form.secrets == frozenset({"b"})
+    shown = form.masked()
+    assert shown["b"] == {
+        "type": "bucket",
+        "uri": "pw://alice/b",
+        "name": "b",
+        "user": "alice",
+        "credentials": {"accessKeyId": MASK, "secretAccessKey": MASK},
+    }
+    assert shown["plain"] == form.values["plain"]
+
+
+async def test_a_resolver_refusal_names_the_input() -> None:
+    async def resolve(kind: str, item: Any, value: Any) -> Any:
+        raise Invalid(f"no bucket {value!r} that you own or that is shared with you")
+
+    with pytest.raises(Invalid) as caught:
+        await resolve_inputs({"data": {"type": "bucket"}}, {"data": "pw://bob/x"}, resolve=resolve)
+    assert caught.value.field == "inputs.data"
+    assert caught.value.message.startswith("inputs.data: no bucket 'pw://bob/x'")

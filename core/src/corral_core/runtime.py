@@ -182,6 +182,7 @@ class Runtime:
             self.access,
             self.authn,
             platform_url=settings.public_url,
+            storage=self.storage,
         )
         self.org_variables = OrgVariableService(self.db, self.identity)
         self.run_sessions = RunSessions(self.db, self.resources)

@@ -27,8 +27,9 @@ MASK = "********"
 
 Resolver = Callable[[str, Mapping[str, Any], Any], Awaitable[Any]]
 """``(type, the input's schema, the submitted value) -> the runtime value`` for resource
-pickers (``compute-clusters``: an object with ``id``, ``ip``...); raises ``Invalid`` or
-``NotFound`` when the caller has no such resource."""
+pickers (``compute-clusters``: an object with ``id``, ``ip``...; ``bucket``: spec §5.4's, its
+``credentials`` treated as secrets); raises ``Invalid`` when the caller has no such resource,
+which the form reports naming the input."""
 
 _TEXT_TYPES = frozenset(
     {"string", "password", "editor", "color-picker", "region", "zone", "instance-type"}
@@ -41,10 +42,17 @@ class FormValues(msgspec.Struct, frozen=True, kw_only=True):
     values: dict[str, Any]
     """What steps see as ``inputs`` (ignored inputs left out)."""
     secrets: frozenset[str] = frozenset()
-    """Names of password inputs (masked wherever values are shown)."""
+    """Names of inputs holding secrets, masked wherever values are shown: passwords, and
+    buckets with ``generateCredentials`` (only their ``credentials`` are masked)."""
 
     def masked(self) -> dict[str, Any]:
-        return {k: (MASK if k in self.secrets else v) for k, v in self.values.items()}
+        return {k: (_mask(v) if k in self.secrets else v) for k, v in self.values.items()}
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, dict) and isinstance(value.get("credentials"), dict):
+        return {**value, "credentials": dict.fromkeys(value["credentials"], MASK)}
+    return MASK
 
 
 def _flatten(schema: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -151,7 +159,12 @@ async def _check(
             raise Invalid(f"{field}: expected an object of the group's inputs", field=field)
         return value
     if resolve is not None and kind is not None:
-        return await resolve(kind, item, value)
+        try:
+            return await resolve(kind, item, value)
+        except Invalid as exc:
+            if exc.field and exc.field.startswith(field):
+                raise
+            raise Invalid(f"{field}: {exc.message}", field=field) from None
     return value
 
 
@@ -213,7 +226,7 @@ async def resolve_inputs(
             continue
         checked = await _check(name, item, value, contexts, resolve, submitted=name in submitted)
         values[name] = checked
-        if kind == "password":
+        if kind == "password" or (isinstance(checked, dict) and "credentials" in checked):
             secrets.add(name)
         if not item.get("ignore"):
             result[name] = checked

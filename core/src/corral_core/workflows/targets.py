@@ -1,4 +1,4 @@
-"""Where workflow steps run, and the clusters a run's inputs name.
+"""Where workflow steps run, and the clusters and buckets a run's inputs name.
 
 A step without ``ssh`` runs in its user's workspace on the Corral host. A step with ``ssh`` runs
 on a cluster the user can log in to through Corral: ``remoteHost`` (``host`` or ``host:port``)
@@ -34,6 +34,7 @@ from corral_core.resources.access import ResourceAccess
 from corral_core.resources.models import Resource
 from corral_core.ssh.pool import SSHEndpoint
 from corral_core.ssh.runner import SSHRunner
+from corral_core.storage.service import StorageService
 from corral_core.workflows.executors import RunnerExecutor, StepExecutor, WorkspaceExecutor
 from corral_core.workflows.inputs import Resolver
 from corral_core.workflows.models import WorkflowRun
@@ -53,8 +54,11 @@ class StepTargets:
         access: ResourceAccess,
         authn: Authenticator,
         platform_url: str = "",
+        storage: StorageService | None = None,
     ) -> None:
         self.workspaces = workspaces
+        self.storage = storage
+        """Resolves ``bucket`` inputs (a runtime without storage refuses them)."""
         self.platform_url = platform_url
         """The URL workspaces and clusters reach Corral at (cloud clusters: their callback)."""
         self.clusters = clusters
@@ -142,6 +146,15 @@ class StepTargets:
         """Resolves resource-picker inputs against ``principal``'s real resources."""
 
         async def resolve(kind: str, item: Any, value: Any) -> Any:
+            if kind == "bucket":
+                if self.storage is None:
+                    raise Invalid("buckets cannot be used here")
+                return await self.storage.bucket_input(
+                    principal,
+                    value,
+                    csp=item.get("csp"),
+                    credentials=bool(item.get("generateCredentials")),
+                )
             if kind != "compute-clusters":
                 return value
             if value == WORKSPACE and item.get("include-workspace"):
