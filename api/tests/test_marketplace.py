@@ -15,7 +15,8 @@ import pytest
 from api_support import Api
 from sqlmodel import col, select, update
 
-from corral_core.identity.models import Org
+from corral_core.identity.models import Org, User
+from corral_core.identity.names import ResourceRef
 
 pytestmark = pytest.mark.anyio
 
@@ -250,6 +251,46 @@ async def test_partner_organizations_see_items_for_the_org_and_its_partners(
     assert (await api.client.get("/api/marketplace/partnered", headers=managed)).status_code == 200
     assert slugs(await listing(api, stranger)) == []
     assert (await api.client.get("/api/marketplace/partnered", headers=stranger)).status_code == 404
+
+
+async def test_one_slug_in_several_organizations(api: Api, acme: dict[str, dict[str, str]]) -> None:
+    bob = acme["bob"]
+    await workflow(api, bob, "flow", word="acme")
+    await publish(api, bob, "flow", "demo", privacy="everyone")
+    gil = await api.org_with_admin("globex", "gil")
+    await workflow(api, gil, "flow", word="globex")
+    await publish(api, gil, "flow", "demo", privacy="everyone")
+    # each organization's own item first
+    for who, org in ((bob, "acme"), (gil, "globex")):
+        assert (await api.client.get("/api/marketplace/demo", headers=who)).json()["org"] == org
+    # a third organization sees both: 409 naming them, until org picks one
+    zed = await api.org_with_admin("initech", "zed")
+    both = await api.client.get("/api/marketplace/demo", headers=zed)
+    assert both.status_code == 409 and "acme, globex" in both.text
+    picked = await api.client.get("/api/marketplace/demo?org=globex", headers=zed)
+    assert picked.status_code == 200 and picked.json()["org"] == "globex"
+    # gil uses acme's: what it runs is acme's, not his own organization's item of that slug
+    used = await api.client.post("/api/marketplace/demo/use?org=acme", json={}, headers=gil)
+    assert used.status_code == 201, used.text
+    snapshot = await api.runtime.marketplace_copies.subscribed_yaml(
+        await api.runtime.workflows.get(
+            await api.runtime.authn.principal(await _user(api, "gil")),
+            ResourceRef("gil", "marketplace.demo.latest"),
+        )
+    )
+    assert snapshot.yaml == FLOW.format(word="acme")
+    # once acme's is shown to acme only, gil's use of it stops, his own item notwithstanding
+    hidden = await api.client.patch("/api/marketplace/demo", json={"privacy": "org"}, headers=bob)
+    assert hidden.status_code == 200
+    run = await api.client.post(
+        "/api/workflows/gil/marketplace.demo.latest/runs", json={}, headers=gil
+    )
+    assert run.status_code == 404 and "no longer shown to gil" in run.text, run.text
+
+
+async def _user(api: Api, username: str) -> User:
+    async with api.runtime.db.session() as session:
+        return (await session.exec(select(User).where(col(User.username) == username))).one()
 
 
 async def test_group_privacy_shows_an_item_only_to_members_of_its_groups(

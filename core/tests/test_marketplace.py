@@ -191,11 +191,15 @@ async def test_use_latest_follows_the_item_and_a_pinned_version_never_changes(la
         "v1 says yo"
     ]
     # the publisher's edits of the item show on the subscriber's entries
-    await lab.runtime.marketplace.update(alice, "greeter", MarketplaceUpdate(name="Hello"))
+    await lab.runtime.marketplace.update(
+        alice, "greeter", MarketplaceUpdate(name="Hello", slug="hello")
+    )
     again = await lab.runtime.workflows.get(sam, ResourceRef("sam", latest.name))
     assert again.display_name == "Hello latest"
     used = await lab.runtime.marketplace_copies.subscriptions([latest.id, pinned.id])
     assert (used[latest.id or 0].runs, used[pinned.id or 0].runs) == ("v2.0.0", "v1.0.0")
+    assert used[latest.id or 0].slug == "hello"
+    assert (await run_own(lab, sam, latest.name)).printed("greet") == ["v2 says hello"]
     # a marketplace workflow's YAML is the item's
     with pytest.raises(
         Invalid, match=r"yaml: a marketplace workflow's YAML is the marketplace item's"

@@ -181,15 +181,12 @@ class MarketplaceCopies:
                 f"{uri} is broken: {row.broken or 'its marketplace item is gone'}",
                 reason="marketplace-workflow-broken",
             )
-        owner = await self.principal_of(resource.owner)
-        try:
-            # its owner must still see it (privacy may have changed, they may have left a group)
-            await self.catalogue.find(owner, item.slug, None)
-        except (NotFound, Conflict):
+        # its owner must still see it (privacy may have changed, they may have left a group)
+        if not await self.catalogue.sees(await self.principal_of(resource.owner), item.id or 0):
             raise NotFound(
                 f"{uri}: the marketplace item {row.slug} is no longer shown to {resource.owner}",
                 reason="marketplace-item-not-found",
-            ) from None
+            )
         version = await self.catalogue.version(item, row.version)
         return YamlToRun(version=0, yaml=str(version.definition["yaml"]), commit=version.version)
 

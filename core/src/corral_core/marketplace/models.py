@@ -106,7 +106,7 @@ class MarketplaceSubscription(SQLModel, table=True):
         default=None, foreign_key="marketplace_item.id", index=True, ondelete="SET NULL"
     )
     slug: str = Field(max_length=63)
-    """The item's slug when it was used (for messages once the item is gone)."""
+    """The item's slug (kept for messages once the item is gone)."""
     version: str = Field(max_length=64)
     """``latest`` or the pinned version."""
     version_id: int | None = Field(

@@ -187,6 +187,16 @@ class MarketplaceService:
             details={"orgs": orgs},
         )
 
+    async def sees(self, principal: Principal, item_id: int) -> bool:
+        """Whether the caller can see item ``item_id``."""
+        query = (
+            select(MarketplaceItem.id)
+            .where(col(MarketplaceItem.id) == item_id)
+            .where(self._visible(principal, await self._partners(principal)))
+        )
+        async with self.db.session() as session:
+            return (await session.exec(query)).first() is not None
+
     async def editable(
         self, principal: Principal, slug: str, org: str | None = None
     ) -> MarketplaceItem:
@@ -598,8 +608,8 @@ class MarketplaceService:
             except IntegrityError as exc:
                 raise self._duplicate(exc) from None
             await session.refresh(row)
-        if "name" in changes or "summary" in changes:
-            await self._renamed(row)
+        if {"name", "slug", "summary"} & changes.keys():
+            await self._tell_subscribers(row)
         return row
 
     async def _group_names(self, item_id: int) -> list[str]:
@@ -612,9 +622,15 @@ class MarketplaceService:
                 )
             )
 
-    async def _renamed(self, item: MarketplaceItem) -> None:
-        """Subscribers' marketplace workflows show the item's name and summary as they are."""
+    async def _tell_subscribers(self, item: MarketplaceItem) -> None:
+        """Subscribers' marketplace workflows show the item's name, slug and summary as they
+        are (their names, ``marketplace.<slug>.<version>``, stay what they were)."""
         async with self.db.session() as session:
+            await session.exec(
+                update(MarketplaceSubscription)
+                .where(col(MarketplaceSubscription.item_id) == item.id)
+                .values(slug=item.slug)
+            )
             rows = list(
                 await session.exec(
                     select(Resource, MarketplaceSubscription.version)
