@@ -8,6 +8,7 @@ with the 12-hour credentials Corral mints for it.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -41,8 +42,12 @@ def moto() -> Iterator[str]:
 def server(tmp_path_factory: pytest.TempPathFactory, moto: str) -> Iterator[Server]:
     deployment = TestDeployment(tmp_path_factory.mktemp("buckets"))
     port = free_port()
+    # workspace steps find this environment's programs first (the aws CLI of awscli)
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', os.defpath)}"
     proc = CorralProcess(
-        ["up", "--port", str(port)], deployment.process_env(), deployment.tmp / "up.log"
+        ["up", "--port", str(port)],
+        deployment.process_env({"PATH": path}),
+        deployment.tmp / "up.log",
     )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -299,6 +304,79 @@ def test_a_bucket_input_gives_steps_the_bucket_and_its_credentials(
     shared = carol("workflows", "run", "carolflow", "-i", f"b=pw://admin/{BUCKET}", "--wait")
     assert shared.returncode == 0, shared.stdout + shared.stderr
     assert f"uri=pw://admin/{BUCKET} user=admin" in shared.stdout
+
+
+SPEC_EXAMPLE = Path(__file__).parents[1] / "core" / "tests" / "workflows" / "bucket_input.yaml"
+
+TWO_BUCKETS = """\
+'on':
+  execute:
+    inputs:
+      first: {type: bucket, csp: aws, generateCredentials: true}
+      second: {type: bucket, csp: aws, generateCredentials: true}
+jobs:
+  show:
+    steps:
+      - run: echo "key=${AWS_ACCESS_KEY_ID:-none}"
+"""
+
+
+def test_the_spec_bucket_input_example_syncs_with_the_aws_cli(
+    admin: Cli, bucket: str, server: Server, tmp_path: Path, moto: str
+) -> None:
+    """Spec 20 §5.4's example as written (core/tests/workflows/bucket_input.yaml): its step runs
+    the real ``aws s3 sync`` (the awscli package), which finds the bucket's credentials, and the
+    account's endpoint (moto here), in the environment Corral gives the run's steps."""
+    client = s3(moto)
+    for key, body in {"data/a.csv": b"1,2\n", "data/sub/b.txt": b"b", "other/c.txt": b"c"}.items():
+        client.put_object(Bucket=bucket, Key=key, Body=body)  # type: ignore[attr-defined]
+    admin.ok("workflows", "create", "specbucket", "--yaml", str(SPEC_EXAMPLE))
+    done = admin(
+        "workflows", "run", "specbucket", "-i", f"data_bucket=pw://admin/{BUCKET}", "--wait"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"s3://{bucket}/data/a.csv" in done.stdout  # what aws s3 sync printed
+    run = admin.json("workflows", "runs", "list", "specbucket")[0]
+    jobs = server.deployment.data_dir / "workspaces" / "admin" / "pw" / "jobs" / "specbucket"
+
+    def synced(number: int) -> dict[str, str]:
+        local = jobs / f"{number:05d}" / "local-data"
+        return {str(f.relative_to(local)): f.read_text() for f in local.rglob("*") if f.is_file()}
+
+    assert synced(run["number"]) == {"a.csv": "1,2\n", "sub/b.txt": "b"}
+
+    # the credentials the step got stay secret: not in its log, nor in the run's view
+    step_env = max(
+        (p for p in (jobs.parents[2] / ".corral" / "runs").glob("*/*/env")),
+        key=lambda p: p.stat().st_mtime,
+    ).read_text()
+    assert f"AWS_ENDPOINT_URL_S3={moto}" in step_env and "BUCKET_NAME" not in step_env
+    secret = next(
+        line.partition("=")[2].strip("'")
+        for line in step_env.splitlines()
+        if line.startswith("export AWS_SECRET_ACCESS_KEY=")
+    )
+    assert secret and secret not in done.stdout + done.stderr
+    shown = admin.ok("workflows", "runs", "view", str(run["id"]), "-o", "json")
+    assert secret not in shown and secret not in admin.ok(
+        "workflows", "runs", "logs", str(run["id"])
+    )
+
+    # a rerun keeps the run's inputs, the environment they give its steps included
+    again = admin("workflows", "runs", "rerun", str(run["id"]), "--wait")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert synced(run["number"] + 1) == {"a.csv": "1,2\n", "sub/b.txt": "b"}
+
+    # two buckets would both set AWS_ACCESS_KEY_ID...: steps get neither's, and the log says so
+    flow = tmp_path / "two.yaml"
+    flow.write_text(TWO_BUCKETS)
+    admin.ok("workflows", "create", "twobuckets", "--yaml", str(flow))
+    uri = f"pw://admin/{BUCKET}"
+    two = admin("workflows", "run", "twobuckets", "-i", f"first={uri}", "-i", f"second={uri}",
+                "--wait")  # fmt: skip
+    assert two.returncode == 0, two.stdout + two.stderr
+    assert "key=none" in two.stdout
+    assert "inputs.first, inputs.second set the same environment variables" in two.stdout
 
 
 def test_a_stopped_bucket_is_gone_and_gives_no_credentials(

@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from corral_core.workflows.inputs import MASK, resolve_inputs
+from corral_core.workflows.inputs import (
+    MASK,
+    InputWithEnv,
+    clashing_inputs,
+    resolve_inputs,
+    step_environment,
+)
 from corral_core.workflows.loader import load
 from corral_sdk.errors import Invalid
 
@@ -110,17 +116,25 @@ async def test_bucket_credentials_reach_steps_but_are_masked_everywhere_else() -
         found = {"type": "bucket", "uri": value, "name": "b", "user": "alice"}
         if item.get("generateCredentials"):
             found["credentials"] = {"accessKeyId": "AKIA1", "secretAccessKey": "s"}
+            env = {"AWS_ACCESS_KEY_ID": "AKIA1", "AWS_SECRET_ACCESS_KEY": "s"}
+            return InputWithEnv(value=found, env=env)
         return found
 
     schema = {
         "b": {"type": "bucket", "generateCredentials": True},
         "plain": {"type": "bucket"},
+        "unsent": {"type": "bucket", "generateCredentials": True, "ignore": True},
     }
     form = await resolve_inputs(
-        schema, {"b": "pw://alice/b", "plain": "pw://alice/b"}, resolve=resolve
+        schema,
+        {"b": "pw://alice/b", "plain": "pw://alice/b", "unsent": "pw://alice/b"},
+        resolve=resolve,
     )
     assert form.values["b"]["credentials"]["accessKeyId"] == "AKIA1"
-    assert form.secrets == frozenset({"b"})
+    assert form.secrets == frozenset({"b", "unsent"})
+    # the CLI's environment is kept apart from the values (never in `inputs`, never shown)
+    assert form.env == {"b": {"AWS_ACCESS_KEY_ID": "AKIA1", "AWS_SECRET_ACCESS_KEY": "s"}}
+    assert "unsent" not in form.values
     shown = form.masked()
     assert shown["b"] == {
         "type": "bucket",
@@ -130,6 +144,20 @@ async def test_bucket_credentials_reach_steps_but_are_masked_everywhere_else() -
         "credentials": {"accessKeyId": MASK, "secretAccessKey": MASK},
     }
     assert shown["plain"] == form.values["plain"]
+
+
+def test_steps_get_an_inputs_environment_whole_or_not_at_all() -> None:
+    aws = {"AWS_ACCESS_KEY_ID": "A1", "AWS_SECRET_ACCESS_KEY": "s1", "AWS_SESSION_TOKEN": "t1"}
+    other = {"AWS_ACCESS_KEY_ID": "A2", "AWS_SECRET_ACCESS_KEY": "s2", "AWS_SESSION_TOKEN": "t2"}
+    google = {"CLOUDSDK_AUTH_ACCESS_TOKEN": "g"}
+    assert step_environment({"b": aws}, {"OTHER": "x"}) == aws
+    # the workflow's own env names one of them: it chose its own credentials, none are added
+    assert step_environment({"b": aws}, {"AWS_ACCESS_KEY_ID": "mine"}) == {}
+    # two buckets of one cloud: which keys a step means would be a guess, so neither's
+    assert clashing_inputs({"a": aws, "b": other, "g": google}) == ["a", "b"]
+    assert step_environment({"a": aws, "b": other, "g": google}, {}) == google
+    assert clashing_inputs({"b": aws, "g": google}) == []
+    assert step_environment({"b": aws, "g": google}, {}) == {**aws, **google}
 
 
 async def test_a_resolver_refusal_names_the_input() -> None:

@@ -7,8 +7,9 @@ needs, §4.4 conditionals and cleanup order after a failure, §4.5 the 2x3 matri
 outputs examples (``test_workflow_engine.py``); the sessions and ``update-session`` (§7-8.3,
 ``test_workflow_sessions.py``); the ``ssh:`` example (§4.3) and ``scheduler-agent`` with
 ``wait-for-agent`` (§8.4) on the lab's Slurm (``tests/test_workflows_lab.py``); ``marketplace/``
-(§4.6, ``uses_marketplace.yaml``) in ``test_marketplace.py``. Not run: the bucket input (§5.4),
-which needs storage."""
+(§4.6, ``uses_marketplace.yaml``) in ``test_marketplace.py``; the bucket input (§5.4,
+``bucket_input.yaml``) with the real ``aws`` CLI against a bucket on moto
+(``tests/test_storage_buckets.py::test_the_spec_bucket_input_example_syncs_with_the_aws_cli``)."""
 
 from __future__ import annotations
 

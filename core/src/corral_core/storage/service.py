@@ -481,9 +481,13 @@ class StorageService:
 
     async def bucket_input(
         self, principal: Principal, value: Any, *, csp: Any = None, credentials: bool = False
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], dict[str, str]]:
         """A workflow's ``bucket`` input at run time (spec §5.4): an active bucket the caller
-        owns or that is shared with them; ``Invalid`` when there is no such bucket."""
+        owns or that is shared with them; ``Invalid`` when there is no such bucket. With
+        ``credentials``, also the environment for the cloud's CLI that holds them (what
+        ``corral buckets get-token`` prints but ``BUCKET_NAME``: steps have ``bucketName``,
+        and that one name for every cloud would make buckets of two clouds clash), else
+        ``{}``."""
         text = value.get("uri") or value.get("id") if isinstance(value, dict) else value
         if not isinstance(text, str) or not text:
             raise Invalid("expected a bucket (pw://owner/name or a name of yours)")
@@ -524,7 +528,8 @@ class StorageService:
             )
             if issued.endpoint_url:
                 result["endpointUrl"] = issued.endpoint_url
-        return result
+            return result, {k: v for k, v in issued.env.items() if k != "BUCKET_NAME"}
+        return result, {}
 
     # --- what users read ----------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ from corral_core.workflows import expressions
 from corral_core.workflows.durations import format_duration, parse_duration
 from corral_core.workflows.executors import StepExecutor, StepLaunch, StepStatus
 from corral_core.workflows.format import Job, Session, Step, Workflow
+from corral_core.workflows.inputs import INPUT_ENV, clashing_inputs, step_environment
 from corral_core.workflows.loader import load
 from corral_core.workflows.models import RunJob, RunLogLine, RunStep, WorkflowRun
 from corral_core.workflows.sources import ACTION_PREFIXES
@@ -126,9 +127,12 @@ class _Run:
         jobs: list[RunJob],
         steps: list[RunStep],
         secret_inputs: dict[str, Any],
+        input_env: dict[str, dict[str, str]],
     ) -> None:
         self.row = row
         self.inputs = {**row.inputs, **secret_inputs}
+        self.input_env = input_env
+        """By input name, the environment variables it gives steps (a bucket's credentials)."""
         self.workflow: Workflow = load(row.yaml).workflow
         self.jobs = jobs
         self.by_name = {j.name: j for j in jobs}
@@ -454,7 +458,9 @@ class RunEngine:
                 )
             )
         hidden = json.loads(self.secrets.decrypt(row.secret_inputs)) if row.secret_inputs else {}
-        return _Run(row, jobs, steps, hidden)
+        sealed = row.plan.get(INPUT_ENV)
+        input_env = json.loads(self.secrets.decrypt(sealed)) if sealed else {}
+        return _Run(row, jobs, steps, hidden, input_env)
 
     async def _save(self, state: _Run) -> None:
         # taken before the first await: actions running meanwhile log into fresh lists, with
@@ -536,6 +542,11 @@ class RunEngine:
                 None,
                 f"[{now.isoformat(timespec='seconds')}] run {run.number:05d} started{fetched}",
             )
+            clashing = clashing_inputs(state.input_env)
+            if clashing:
+                named = ", ".join(f"inputs.{name}" for name in clashing)
+                state.log("", None, f"{named} set the same environment variables: steps get "
+                          "none of them (use each input's credentials explicitly)")  # fmt: skip
             progressed = True
         limit = _seconds(state.workflow.timeout)
         if (
@@ -859,7 +870,11 @@ class RunEngine:
         env = self._environment(state, job, spec, step_spec if step.kind == "step" else None)
         try:
             executor = await self.executor_for(run, target)
-            env = {**self._platform_env(state, executor), **env}
+            env = {
+                **self._platform_env(state, executor),
+                **step_environment(state.input_env, env),
+                **env,
+            }
             await executor.launch(
                 StepLaunch(
                     directory=directory, script=script, cwd=cwd, env=env, timeout_seconds=timeout

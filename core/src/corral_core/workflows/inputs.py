@@ -5,7 +5,8 @@ Defaults (literal or expressions, re-evaluated until they settle), ``optional``,
 ``option-key`` for dynamic ones), groups and wizard steps (flattened unless
 ``$meta.wizard.flatten`` is false), and resource pickers resolved against the caller's real
 resources by a resolver the caller passes. Every refusal names the input (``inputs.<name>``):
-the API answers 422.
+the API answers 422. A bucket with ``generateCredentials`` also gives the run's steps its cloud
+CLI's environment (:func:`step_environment`).
 
 Choice where the spec is silent (§13.7): an input is optional unless it says ``optional: false``.
 """
@@ -20,16 +21,28 @@ import msgspec
 from corral_core.workflows import expressions
 from corral_sdk.errors import Invalid
 
-__all__ = ["MASK", "FormValues", "Resolver", "resolve_inputs"]
+__all__ = [
+    "INPUT_ENV",
+    "MASK",
+    "FormValues",
+    "InputWithEnv",
+    "Resolver",
+    "clashing_inputs",
+    "resolve_inputs",
+    "step_environment",
+]
 
 MASK = "********"
 """What a password input shows in logs and API answers."""
+INPUT_ENV = "input_env"
+"""The key of a run's ``plan`` that holds its :attr:`FormValues.env`, sealed with the platform
+key."""
 
 Resolver = Callable[[str, Mapping[str, Any], Any], Awaitable[Any]]
 """``(type, the input's schema, the submitted value) -> the runtime value`` for resource
 pickers (``compute-clusters``: an object with ``id``, ``ip``...; ``bucket``: spec §5.4's, its
-``credentials`` treated as secrets); raises ``Invalid`` when the caller has no such resource,
-which the form reports naming the input."""
+``credentials`` treated as secrets), or an :class:`InputWithEnv` holding it; raises ``Invalid``
+when the caller has no such resource, which the form reports naming the input."""
 
 _TEXT_TYPES = frozenset(
     {"string", "password", "editor", "color-picker", "region", "zone", "instance-type"}
@@ -38,15 +51,55 @@ _NO_VALUE = frozenset({"header"})
 _SETTLE_PASSES = 8
 
 
+class InputWithEnv(msgspec.Struct, frozen=True, kw_only=True):
+    """What a resolver returns for an input that also gives the run's steps environment
+    variables: a ``bucket`` with ``generateCredentials``, its cloud CLI's (``AWS_ACCESS_KEY_ID``,
+    ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``...: what ``corral buckets get-token``
+    prints)."""
+
+    value: Any
+    env: dict[str, str]
+
+
 class FormValues(msgspec.Struct, frozen=True, kw_only=True):
     values: dict[str, Any]
     """What steps see as ``inputs`` (ignored inputs left out)."""
     secrets: frozenset[str] = frozenset()
     """Names of inputs holding secrets, masked wherever values are shown: passwords, and
     buckets with ``generateCredentials`` (only their ``credentials`` are masked)."""
+    env: dict[str, dict[str, str]] = msgspec.field(default_factory=dict)
+    """By input name, the environment variables it gives the run's steps (secrets, stored
+    encrypted and never shown; :func:`step_environment` says which a step gets)."""
 
     def masked(self) -> dict[str, Any]:
         return {k: (_mask(v) if k in self.secrets else v) for k, v in self.values.items()}
+
+
+def step_environment(
+    given: Mapping[str, Mapping[str, str]], own: Mapping[str, str]
+) -> dict[str, str]:
+    """The variables a step gets from its run's inputs (:attr:`FormValues.env`) besides its
+    own ``env`` (``own``: the workflow's, job's and step's merged). Each input's come all
+    together or not at all: none when ``own`` sets one of them (the workflow chose its own
+    credentials: a stray ``AWS_SESSION_TOKEN`` would spoil them), and none when another input
+    gives one of the same names (:func:`clashing_inputs`: which bucket's ``AWS_ACCESS_KEY_ID``
+    was meant would be a guess)."""
+    clashing = set(clashing_inputs(given))
+    result: dict[str, str] = {}
+    for name, variables in given.items():
+        if name not in clashing and not (variables.keys() & own.keys()):
+            result.update(variables)
+    return result
+
+
+def clashing_inputs(given: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """The inputs whose variables no step gets because another input gives one of the same
+    names (two AWS buckets with ``generateCredentials``), in the order given."""
+    return [
+        name
+        for name, variables in given.items()
+        if any(variables.keys() & others.keys() for other, others in given.items() if other != name)
+    ]
 
 
 def _mask(value: Any) -> Any:
@@ -206,6 +259,7 @@ async def resolve_inputs(
     values.update(submitted)
     result: dict[str, Any] = {}
     secrets: set[str] = set()
+    env: dict[str, dict[str, str]] = {}
     for name, item in inputs.items():
         kind = item.get("type")
         if kind in _NO_VALUE:
@@ -225,9 +279,13 @@ async def resolve_inputs(
                 )
             continue
         checked = await _check(name, item, value, contexts, resolve, submitted=name in submitted)
+        if isinstance(checked, InputWithEnv):
+            if not item.get("ignore"):
+                env[name] = dict(checked.env)
+            checked = checked.value
         values[name] = checked
         if kind == "password" or (isinstance(checked, dict) and "credentials" in checked):
             secrets.add(name)
         if not item.get("ignore"):
             result[name] = checked
-    return FormValues(values=result, secrets=frozenset(secrets))
+    return FormValues(values=result, secrets=frozenset(secrets), env=env)

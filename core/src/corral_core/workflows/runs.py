@@ -24,7 +24,7 @@ from corral_core.resources.models import Resource
 from corral_core.secrets import SecretBox
 from corral_core.workflows import expressions
 from corral_core.workflows.format import Workflow
-from corral_core.workflows.inputs import FormValues, Resolver, resolve_inputs
+from corral_core.workflows.inputs import INPUT_ENV, FormValues, Resolver, resolve_inputs
 from corral_core.workflows.loader import load
 from corral_core.workflows.models import RUN_STATUSES, RunJob, RunStep, WorkflowRun
 from corral_core.workflows.plan import plan
@@ -197,6 +197,8 @@ class RunService:
                     "commit": commit,
                     # a workflow source's (github/o/r@ref): what the calling step named
                     **({"uses": uses} if uses else {}),
+                    # what inputs give the steps' environment (a bucket's credentials), sealed
+                    **({INPUT_ENV: self.secrets.encrypt(json.dumps(form.env))} if form.env else {}),
                 },
                 parent_run_id=parent.run.id if parent is not None else None,
                 parent_step_id=parent.step.id if parent is not None else None,
@@ -531,7 +533,12 @@ class RunService:
             if original.secret_inputs
             else {}
         )
-        form = FormValues(values={**original.inputs, **hidden}, secrets=frozenset(hidden))
+        sealed = original.plan.get(INPUT_ENV)
+        form = FormValues(
+            values={**original.inputs, **hidden},
+            secrets=frozenset(hidden),
+            env=json.loads(self.secrets.decrypt(sealed)) if sealed else {},
+        )
         planned = plan(workflow, {"inputs": form.values, "org": org})
         return await self._insert(
             resource.id, workflow_ref, principal, original.version, original.yaml,

@@ -36,7 +36,7 @@ from corral_core.ssh.pool import SSHEndpoint
 from corral_core.ssh.runner import SSHRunner
 from corral_core.storage.service import StorageService
 from corral_core.workflows.executors import RunnerExecutor, StepExecutor, WorkspaceExecutor
-from corral_core.workflows.inputs import Resolver
+from corral_core.workflows.inputs import InputWithEnv, Resolver
 from corral_core.workflows.models import WorkflowRun
 from corral_sdk.errors import Invalid, NotFound, PermissionDenied
 from corral_sdk.transport import CommandRunner
@@ -149,12 +149,13 @@ class StepTargets:
             if kind == "bucket":
                 if self.storage is None:
                     raise Invalid("buckets cannot be used here")
-                return await self.storage.bucket_input(
+                bucket, env = await self.storage.bucket_input(
                     principal,
                     value,
                     csp=item.get("csp"),
                     credentials=bool(item.get("generateCredentials")),
                 )
+                return InputWithEnv(value=bucket, env=env) if env else bucket
             if kind != "compute-clusters":
                 return value
             if value == WORKSPACE and item.get("include-workspace"):
