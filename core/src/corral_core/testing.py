@@ -33,6 +33,7 @@ __all__ = [
     "ADMIN_PASSWORD",
     "ADMIN_USERNAME",
     "CorralProcess",
+    "OpenSSHServer",
     "TestDeployment",
     "api_key",
     "free_port",
@@ -183,6 +184,71 @@ class CorralProcess:
                 self.kill()
         self._log.close()
         return self.proc.returncode
+
+
+class OpenSSHServer:
+    """OpenSSH's sshd as a process of the caller's, on a loopback port: a throwaway host key,
+    sign-in with the ``authorized_keys`` given only, as the user running it (so it needs no
+    root), TCP forwarding allowed. ``path`` comes first on the ``PATH`` of what it runs."""
+
+    SSHD = "/usr/sbin/sshd"
+
+    def __init__(
+        self, directory: Path, authorized_keys: list[str], *, path: tuple[Path, ...] = ()
+    ) -> None:
+        import getpass
+
+        self.directory = directory
+        self.username = getpass.getuser()
+        self.port = free_port()
+        directory.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(directory / "host_key")],
+            check=True,
+        )
+        self.host_key = (directory / "host_key.pub").read_text().strip()
+        (directory / "authorized_keys").write_text(
+            "".join(f"{k.strip()}\n" for k in authorized_keys)
+        )
+        search = ":".join([*map(str, path), "/usr/local/bin", "/usr/bin", "/bin"])
+        (directory / "sshd_config").write_text(
+            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {directory}/host_key\n"
+            f"PidFile none\nAuthorizedKeysFile {directory}/authorized_keys\n"
+            "PubkeyAuthentication yes\nPasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+            f"AllowTcpForwarding yes\nSetEnv PATH={search}\n"
+        )
+        self._log = (directory / "sshd.log").open("ab")
+        self.proc = subprocess.Popen(
+            [self.SSHD, "-D", "-e", "-f", str(directory / "sshd_config")],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its connections' processes too, to end them with it
+        )
+        deadline = time.monotonic() + 20
+        while not self._serving():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"sshd did not start:\n{self.output()}")
+            time.sleep(0.05)
+
+    def _serving(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as conn:
+                return conn.recv(4) == b"SSH-"
+        except OSError:
+            return False
+
+    def output(self) -> str:
+        return (self.directory / "sshd.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        """Stop sshd and end the connections it serves."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.wait(timeout=10)
+        self._log.close()
 
 
 def git_repository(path: Path, files: Mapping[str, str], branch: str = "main") -> Path:

@@ -116,6 +116,9 @@ class PooledConnection:
     def __init__(self, conn: asyncssh.SSHClientConnection, max_channels: int) -> None:
         self.conn = conn
         self.channels = asyncio.Semaphore(max_channels)
+        self.forwarded = 0
+        """Open channels of local port forwards (not counted in ``channels``: sshd's
+        ``MaxSessions`` does not limit them)."""
         self.last_used = time.monotonic()
         self.home: str | None = None
 
@@ -382,7 +385,7 @@ class SSHPool:
 
 
 def _busy(pooled: PooledConnection, max_channels: int) -> bool:
-    return pooled.channels._value < max_channels
+    return pooled.forwarded > 0 or pooled.channels._value < max_channels
 
 
 def _describe(exc: BaseException) -> str:

@@ -11,11 +11,12 @@ from typing import Any, TypeVar
 
 import asyncssh
 
+from corral_core.ssh.forward import SSHForward
 from corral_core.ssh.pool import PooledConnection, SSHEndpoint, SSHIdentity, SSHPool
 from corral_sdk.errors import Invalid, NotFound, ProviderError, Timeout, TransportError
 from corral_sdk.transport import CommandResult, OutputChunk
 
-__all__ = ["RemoteProcess", "RemoteStream", "SSHForward", "SSHRunner"]
+__all__ = ["RemoteProcess", "RemoteStream", "SSHRunner"]
 
 T = TypeVar("T")
 
@@ -198,14 +199,8 @@ class SSHRunner:
     async def forward(
         self, remote_host: str, remote_port: int, *, local_port: int = 0
     ) -> SSHForward:
-        async def listen() -> asyncssh.SSHListener:
-            pooled = await self.pool.connection(self.identity, self.endpoint)
-            return await pooled.conn.forward_local_port(
-                "127.0.0.1", local_port, remote_host, remote_port
-            )
-
-        listener = await self.pool.call(listen())
-        return SSHForward(self.pool, listener)
+        forward = SSHForward(self.pool, self.identity, self.endpoint, remote_host, remote_port)
+        return await self.pool.call(forward.open(local_port))
 
     # --- beyond the protocol: interactive processes and raw streams (the `corral ssh` relay) ----
 
@@ -355,24 +350,6 @@ class RemoteStream:
     async def close(self) -> None:
         async def close() -> None:
             self._writer.close()
-
-        await self._pool.call(close())
-
-
-class SSHForward:
-    """An open local port forward; closing it stops listening."""
-
-    def __init__(self, pool: SSHPool, listener: asyncssh.SSHListener) -> None:
-        self._pool, self._listener = pool, listener
-
-    @property
-    def local_port(self) -> int:
-        return int(self._listener.get_port())
-
-    async def close(self) -> None:
-        async def close() -> None:
-            self._listener.close()
-            await self._listener.wait_closed()
 
         await self._pool.call(close())
 
