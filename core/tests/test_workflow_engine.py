@@ -221,6 +221,35 @@ on:
     assert "hunter2" not in done.run.secret_inputs
 
 
+async def test_password_values_are_masked_in_the_run_log(lab: Lab) -> None:
+    """Spec 20 §5.6: password values are masked in logs, whatever prints them: the step's own
+    output, a multi-line value line by line, and Corral's error lines quoting a command."""
+    yaml = """jobs:
+  main:
+    steps:
+      - run: |
+          echo "token=${{ inputs.secret }}"
+          printf '%s\\n' "${{ inputs.lines }}"
+          echo "ab and 'hunter2hunter2' are not the secret's lines"
+on:
+  execute:
+    inputs:
+      secret:
+        type: password
+      lines:
+        type: password
+"""
+    done = await lab.run(
+        yaml, {"secret": "hunter2hunter2x", "lines": "first-line\nab\nsecond-line"}
+    )
+    assert done.run.status == "completed", done.lines
+    printed = done.printed("main")
+    assert printed[:3] == ["token=********", "********", "ab"]
+    assert printed[3] == "********"
+    assert "ab and 'hunter2hunter2' are not the secret's lines" in printed
+    assert not any("hunter2hunter2x" in line or "first-line" in line for line in done.lines)
+
+
 # --- uses: actions and sub-workflows (spec §4.6, §8) ---------------------------------------------
 
 

@@ -42,7 +42,13 @@ from corral_core.workflows import expressions
 from corral_core.workflows.durations import format_duration, parse_duration
 from corral_core.workflows.executors import StepExecutor, StepLaunch, StepStatus
 from corral_core.workflows.format import Job, Session, Step, Workflow
-from corral_core.workflows.inputs import INPUT_ENV, clashing_inputs, step_environment
+from corral_core.workflows.inputs import (
+    INPUT_ENV,
+    MASK,
+    clashing_inputs,
+    secret_strings,
+    step_environment,
+)
 from corral_core.workflows.loader import load
 from corral_core.workflows.models import RunJob, RunLogLine, RunStep, WorkflowRun
 from corral_core.workflows.sources import ACTION_PREFIXES
@@ -133,6 +139,8 @@ class _Run:
         self.inputs = {**row.inputs, **secret_inputs}
         self.input_env = input_env
         """By input name, the environment variables it gives steps (a bucket's credentials)."""
+        self.masked = secret_strings(secret_inputs, input_env)
+        """What no log line shows: secret input values, replaced by the mask."""
         self.workflow: Workflow = load(row.yaml).workflow
         self.jobs = jobs
         self.by_name = {j.name: j for j in jobs}
@@ -148,6 +156,8 @@ class _Run:
         """The actions this tick runs, by step id (a tick ends only once they are done)."""
 
     def log(self, job: str, step: int | None, text: str) -> None:
+        for secret in self.masked:
+            text = text.replace(secret, MASK)
         for line in text.split("\n"):
             self.lines.append(
                 RunLogLine(

@@ -29,6 +29,7 @@ __all__ = [
     "Resolver",
     "clashing_inputs",
     "resolve_inputs",
+    "secret_strings",
     "step_environment",
 ]
 
@@ -100,6 +101,36 @@ def clashing_inputs(given: Mapping[str, Mapping[str, str]]) -> list[str]:
         for name, variables in given.items()
         if any(variables.keys() & others.keys() for other, others in given.items() if other != name)
     ]
+
+
+SECRET_MIN_LENGTH = 4
+"""Shorter secret values are not masked in logs: masking ``ab`` would blank every ``ab`` of
+every line and tell more than it hides."""
+
+
+def secret_strings(secrets: Mapping[str, Any], env: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """The values a run's log must never show (spec 20 §5.6: password values are masked in
+    logs): password inputs, buckets' ``credentials`` and the variables inputs give steps, longest
+    first so that a secret containing another is masked whole. ``secrets`` holds the secret
+    inputs' values by name."""
+    found: set[str] = set()
+
+    def collect(value: Any) -> None:
+        if isinstance(value, str):
+            found.update(part for part in value.splitlines() if len(part) >= SECRET_MIN_LENGTH)
+        elif isinstance(value, dict):
+            for item in value.values():
+                collect(item)
+        elif isinstance(value, list):
+            for item in value:
+                collect(item)
+
+    for value in secrets.values():
+        is_bucket = isinstance(value, dict) and isinstance(value.get("credentials"), dict)
+        collect(value["credentials"] if is_bucket else value)
+    for variables in env.values():
+        collect(dict(variables))
+    return sorted(found, key=len, reverse=True)
 
 
 def _mask(value: Any) -> Any:
