@@ -1,10 +1,13 @@
 """Networks over the API: who may create and change them (org:admin or the cloud account's
 ``network`` permission, org-wide or per group), validation errors naming the field, 409s, and
-another organization's networks answering 404.
+another organization's networks answering 404; the provider's rules for clusters on a network.
 
-No worker runs here, so networks stay as the API left them (``Pending``, ``Deleting``); the
-provisioning itself is tested in core/tests/test_networks.py. ``apinet`` stands in for a cloud
-with networks (API tests may not import plugins); it is never asked to provision anything.
+No worker runs here, so networks stay as the API left them (``Pending``, ``Deleting``) unless a
+test runs the reconciler itself, as a worker would; the provisioning is tested in
+core/tests/test_networks.py. ``apinet`` stands in for a cloud with networks (API tests may not
+import plugins): its networks are ids in memory, and its rule for clusters on them is AWS's
+``controller-nat`` one (every partition in the controller's zone), which the AWS plugin tests
+against its own networks.
 """
 
 from __future__ import annotations
@@ -15,35 +18,47 @@ from typing import Any
 import pytest
 from api_support import Api, LampPlugin, make_runtime
 from litestar.testing import AsyncTestClient
+from sqlmodel import col, select
 
 from corral_api.app import create_app
+from corral_core.clusters.spec import CLUSTER_KIND
 from corral_core.plugins import PluginSource
+from corral_core.resources.models import Resource
 from corral_core.testing import ADMIN_PASSWORD, ADMIN_USERNAME, TestDeployment
 from corral_sdk.errors import Invalid
-from corral_sdk.features import CloudFeature
-from corral_sdk.plugin import CloudRecord, hookimpl
+from corral_sdk.features import CloudFeature, SchedulerFeature
+from corral_sdk.plugin import CloudRecord, SchedulerRecord, hookimpl
 from corral_sdk.providers.cloud import (
     CloudAccount,
     CloudProviderBase,
     CredentialCheck,
+    Image,
+    InstanceType,
+    NetworkInfo,
+    NetworkRegionInfo,
     NetworkSpec,
+    Region,
 )
+from corral_sdk.providers.scheduler import SchedulerBase
 
 pytestmark = pytest.mark.anyio
 
 
 class ApiNet(CloudProviderBase):
+    cluster_checks: list[tuple[str, str, str, dict[str, list[str]]]] = []
+    """What check_cluster_network was asked: network id, mode, controller zone, partitions."""
+
     async def validate_credentials(self, account: CloudAccount) -> CredentialCheck:
         return CredentialCheck(principal="apinet")
 
     async def list_regions(self, *args: Any) -> Any:
-        return []
+        return [Region(name="r1", zones=("r1a", "r1b"))]
 
     async def list_instance_types(self, *args: Any) -> Any:
-        return []
+        return [InstanceType(name="small", vcpus=1, memory_gib=2)]
 
     async def list_images(self, *args: Any) -> Any:
-        return []
+        return [Image(id="img-1", name="base", latest=True)]
 
     async def create_instances(self, *args: Any, **kwargs: Any) -> Any:
         raise AssertionError("API tests never start a cluster")
@@ -56,10 +71,41 @@ class ApiNet(CloudProviderBase):
     async def delete_instances(self, *args: Any) -> None: ...
 
     async def check_network(self, account: CloudAccount, spec: NetworkSpec) -> None:
-        if spec.mode not in ("", "private"):
+        if spec.mode not in ("", "private", "controller-nat"):
             raise Invalid(f"no networking mode {spec.mode!r}", field="mode")
         if spec.mode == "private" and not spec.options.get("transit_gateway_id"):
             raise Invalid("a private network needs its gateway", field="options.transit_gateway_id")
+
+    async def check_cluster_network(
+        self,
+        account: CloudAccount,
+        network: NetworkRegionInfo,
+        mode: str,
+        controller_zone: str,
+        partition_zones: Any,
+    ) -> None:
+        asked = {name: list(zones) for name, zones in partition_zones.items()}
+        ApiNet.cluster_checks.append((network.network_id, mode, controller_zone, asked))
+        if mode != "controller-nat":
+            return
+        for index, (name, zones) in enumerate(asked.items()):
+            if any(zone != controller_zone for zone in zones):
+                raise Invalid(
+                    f"partition {name} must be in the controller's zone {controller_zone}",
+                    field=f"cloud.partitions.{index}.zones",
+                )
+
+    async def create_network(self, account: Any, spec: NetworkSpec, *, log: Any) -> NetworkInfo:
+        regions = tuple(
+            NetworkRegionInfo(region=r.region, cidr=r.cidr, network_id=f"vpc-{spec.name}")
+            for r in spec.regions
+        )
+        return NetworkInfo(id=spec.name, name=spec.name, regions=regions)
+
+
+class ElasticScheduler(SchedulerBase):
+    def __init__(self, runner: Any, config: Any) -> None:
+        pass
 
 
 class ApiNetPlugin:
@@ -69,6 +115,11 @@ class ApiNetPlugin:
             CloudRecord(name="apinet", factory=ApiNet, features=frozenset({CloudFeature.NETWORKS})),
             CloudRecord(name="flat", factory=ApiNet),
         ]
+
+    @hookimpl
+    def corral_register_schedulers(self) -> list[SchedulerRecord]:
+        features = frozenset({SchedulerFeature.ELASTIC_NODES})
+        return [SchedulerRecord(name="elastic", factory=ElasticScheduler, features=features)]
 
 
 @pytest.fixture
@@ -288,3 +339,95 @@ async def test_another_org_gets_404_for_networks_and_account_access(
     # globex's own account named lab is not acme's
     response = await api.client.post("/api/networks", json=NET, headers=gil)
     assert response.status_code == 422 and field_of(response) == "cloud_account"
+
+
+async def test_the_providers_rules_for_clusters_on_a_network_are_422s_naming_the_field(
+    api: Api, acme: dict[str, dict[str, str]]
+) -> None:
+    """Spec §3.4: on a controller-as-NAT network every partition is in the controller's zone.
+    The kernel asks the provider (``CloudProvider.check_cluster_network``) at create, at an
+    edit of the cloud definition and at start, with the zones as it resolved them."""
+    alice = acme["alice"]
+    ApiNet.cluster_checks = []
+    made = await api.client.post(
+        "/api/networks", json={**NET, "mode": "controller-nat"}, headers=alice
+    )
+    assert made.status_code == 201, made.text
+    async with api.runtime.db.session() as session:
+        network = (
+            await session.exec(
+                select(Resource)
+                .where(col(Resource.kind) == "network")
+                .where(col(Resource.name) == "net1")
+            )
+        ).one()
+    assert network.id is not None
+    await api.runtime.reconciler.reconcile(network.id)  # as a worker would: it is provisioned
+    shown = (await api.client.get("/api/networks/net1", headers=alice)).json()
+    assert shown["status"] == "Provisioned"
+
+    def cluster(name: str, *partitions: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "name": name,
+            "type": "cloud",
+            "scheduler": "elastic",
+            "cloud": {
+                "cloud_account": "lab",
+                "network": "net1",
+                "controller": {"region": "r1", "zone": "r1a"},
+                "partitions": [{"name": "cpu", "default": True}, *partitions],
+            },
+        }
+
+    # a MultiZone partition reaching past the controller's zone
+    refused = await api.client.post(
+        "/api/clusters",
+        json=cluster("hpc", {"name": "gpu", "zones": ["r1a", "r1b"]}),
+        headers=alice,
+    )
+    assert refused.status_code == 422, refused.text
+    assert field_of(refused) == "cloud.partitions.1.zones"
+    assert "controller's zone r1a" in refused.json()["detail"]
+    # the provider saw the network's region, its mode and the zones as placed (cpu named none:
+    # it gets the controller's)
+    assert ApiNet.cluster_checks[-1] == (
+        "vpc-net1",
+        "controller-nat",
+        "r1a",
+        {"cpu": ["r1a"], "gpu": ["r1a", "r1b"]},
+    )
+    assert (await api.client.get("/api/clusters/alice/hpc", headers=alice)).status_code == 404
+
+    accepted = await api.client.post(
+        "/api/clusters", json=cluster("hpc", {"name": "gpu", "zones": ["r1a"]}), headers=alice
+    )
+    assert accepted.status_code == 201, accepted.text
+    edited = await api.client.patch(
+        "/api/clusters/alice/hpc",
+        json={"cloud": cluster("hpc", {"name": "gpu", "zones": ["r1b"]})["cloud"]},
+        headers=alice,
+    )
+    assert edited.status_code == 422, edited.text
+    assert field_of(edited) == "cloud.partitions.1.zones"
+
+    # a cluster defined before the rule was checked (stored as it is) is refused at start, and
+    # stays off
+    await api.runtime.resources.create(
+        CLUSTER_KIND,
+        org="acme",
+        owner="alice",
+        name="old",
+        spec={
+            "type": "cloud",
+            "scheduler": "elastic",
+            "cloud": cluster("old", {"name": "gpu", "zones": ["r1b"]})["cloud"],
+        },
+        desired_state="off",
+    )
+    started = await api.client.post("/api/clusters/alice/old/start", headers=alice)
+    assert started.status_code == 422, started.text
+    assert field_of(started) == "cloud.partitions.1.zones"
+    shown = (await api.client.get("/api/clusters/alice/old", headers=alice)).json()
+    assert shown["status"] == "off"
+    started = await api.client.post("/api/clusters/alice/hpc/start", headers=alice)
+    assert started.status_code == 202, started.text

@@ -281,6 +281,19 @@ class TestGreedyCloud(BrokenCloudSuite):
     def record(self):
         return CloudRecord(name="greedy", factory=GreedyCloud, credentials=MemCredentials,
                            features=FEATURES, docs="Broken on purpose.")
+
+
+class FussyCloud(MemCloud):
+    async def check_cluster_network(self, account, network, mode, controller_zone,
+                                    partition_zones):
+        raise Invalid("no cluster may use this network", field="cloud.controller.zone")
+
+
+class TestFussyCloud(BrokenCloudSuite):
+    @pytest.fixture
+    def record(self):
+        return CloudRecord(name="fussy", factory=FussyCloud, credentials=MemCredentials,
+                           features=FEATURES, docs="Broken on purpose.")
 """
 
 CLOUD_CHECKS = COMMON | {
@@ -334,6 +347,10 @@ def test_cloud_suite(pytester: pytest.Pytester) -> None:
         "gift: price must be a Decimal >= 0"
         in outcomes.failed["TestGreedyCloud::test_list_instance_types"]
     )
+
+    # a network that serves no cluster, not even one wholly in one of its zones
+    assert outcomes.of("TestFussyCloud")[2] == {"test_network_lifecycle"}
+    assert "no cluster may use" in outcomes.failed["TestFussyCloud::test_network_lifecycle"]
 
 
 # --- schedulers ---------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import boto3
 import pytest
 
 from corral_aws.client import AwsClients
-from corral_aws.networks import NETWORK_TAG, AwsNetworks, check_controller_zones, subnet_plan
+from corral_aws.networks import NETWORK_TAG, AwsNetworks, check_cluster_zones, subnet_plan
 from corral_aws.settings import AwsCredentials
 from corral_sdk.errors import Conflict, Invalid
 from corral_sdk.providers._common import StepState
@@ -255,19 +255,70 @@ async def test_controller_nat_has_no_nat_gateway_and_routes_through_the_controll
     with pytest.raises(Conflict, match="another controller"):
         await networks.route_through_controller(account, region, "us-east-1a", other)
 
+    # what the kernel asks before a cluster on it is stored or started
+    await networks.check_cluster_network(
+        account, region, "controller-nat", "us-east-1a", {"cpu": ["us-east-1a"]}
+    )
+    with pytest.raises(Invalid) as error:
+        await networks.check_cluster_network(
+            account, region, "controller-nat", "us-east-1a", {"cpu": ["us-east-1a", "us-east-1b"]}
+        )
+    assert error.value.field == "cloud.partitions.0.zones"
+    assert "no subnet in us-east-1b" in error.value.message  # the network has us-east-1a only
+
+
+def region_of(mode: str, zones: str = "us-east-1a,us-east-1b,us-east-1c") -> NetworkRegionInfo:
+    return NetworkRegionInfo(
+        region=EAST,
+        cidr="10.0.0.0/16",
+        network_id="vpc-1",
+        details={"mode": mode, "zones": zones},
+    )
+
+
+def field_refused(
+    region: NetworkRegionInfo, controller: str, partitions: dict[str, list[str]]
+) -> tuple[str | None, str]:
+    with pytest.raises(Invalid) as error:
+        check_cluster_zones(region, "", controller, partitions)
+    return error.value.field, error.value.message
+
 
 def test_controller_nat_partitions_must_be_in_the_controller_zone() -> None:
-    region = NetworkRegionInfo(
-        region=EAST, cidr="10.0.0.0/16", network_id="vpc-1", details={"mode": "controller-nat"}
+    nat = region_of("controller-nat")
+    check_cluster_zones(nat, "", "us-east-1a", {"cpu": ["us-east-1a"], "gpu": ["us-east-1a"]})
+    field, message = field_refused(
+        nat, "us-east-1a", {"cpu": ["us-east-1a"], "gpu": ["us-east-1b"]}
     )
-    check_controller_zones(region, "us-east-1a", {"cpu": "us-east-1a", "gpu": "us-east-1a"})
-    with pytest.raises(Invalid) as error:
-        check_controller_zones(region, "us-east-1a", {"cpu": "us-east-1a", "gpu": "us-east-1b"})
-    assert error.value.field == "partitions.gpu.zone"
-    other = NetworkRegionInfo(
-        region=EAST, cidr="10.0.0.0/16", network_id="vpc-1", details={"mode": "private-subnets"}
+    assert field == "cloud.partitions.1.zones"
+    assert "gpu uses us-east-1b" in message and "controller's zone us-east-1a" in message
+    # a MultiZone partition: every zone it may use must be the controller's
+    field, message = field_refused(
+        nat, "us-east-1a", {"cpu": ["us-east-1a", "us-east-1c", "us-east-1b"]}
     )
-    check_controller_zones(other, "us-east-1a", {"gpu": "us-east-1b"})
+    assert field == "cloud.partitions.0.zones" and "uses us-east-1c, us-east-1b" in message
+    # other modes route every zone through the NAT gateway, the transit gateway or public IPs
+    for mode in ("private-subnets", "public-ips", "private"):
+        check_cluster_zones(
+            region_of(mode), "", "us-east-1a", {"gpu": ["us-east-1b", "us-east-1c"]}
+        )
+    # the provisioned mode decides; the mode as defined serves a region that records none
+    check_cluster_zones(
+        region_of("private-subnets"), "controller-nat", "us-east-1a", {"g": ["us-east-1b"]}
+    )
+    unrecorded = NetworkRegionInfo(region=EAST, cidr="10.0.0.0/16", network_id="vpc-1")
+    check_cluster_zones(unrecorded, "", "us-east-1a", {"gpu": ["us-east-1b"]})
+    with pytest.raises(Invalid):
+        check_cluster_zones(unrecorded, "controller-nat", "us-east-1a", {"gpu": ["us-east-1b"]})
+
+
+def test_a_cluster_uses_only_zones_the_network_has_subnets_in() -> None:
+    one_zone = region_of("private-subnets", zones="us-east-1a")
+    field, message = field_refused(one_zone, "us-east-1b", {"cpu": ["us-east-1b"]})
+    assert field == "cloud.controller.zone" and "us-east-1b (it has us-east-1a)" in message
+    field, message = field_refused(one_zone, "us-east-1a", {"cpu": ["us-east-1a", "us-east-1d"]})
+    assert field == "cloud.partitions.0.zones" and "no subnet in us-east-1d" in message
+    check_cluster_zones(one_zone, "", "us-east-1a", {"cpu": ["us-east-1a"]})
 
 
 async def test_public_ips_mode_gives_nodes_public_subnets(

@@ -150,7 +150,8 @@ class ClusterService:
 
     async def _check_cloud(self, org: str, owner: str, spec: CloudClusterSpec, name: str) -> None:
         """The account exists in the organization, the scheduler, regions, zones, instance
-        types and images (or OS snapshots) are ones its provider and plugins offer, the
+        types and images (or OS snapshots) are ones its provider and plugins offer, the network
+        serves the controller's and partitions' zones (the provider's rules), the
         organization's instance type policy allows the types, the owner may use the capacity
         reservations, and the controller's static IP is no other running cluster's."""
         provider, account, provider_name = await self.cloud.account_of(org, spec)
@@ -166,7 +167,7 @@ class ClusterService:
             cloud=spec.cloud,
             region=placement["region"],
         )
-        await cluster_network(
+        network = await cluster_network(
             self.db, self.kernel, org, spec.cloud, provider_name, placement["region"]
         )
         if spec.cloud.network:  # using a network needs the permission that manages it
@@ -175,6 +176,17 @@ class ClusterService:
                 owner_principal,
                 row,
                 f"running a cluster on network {spec.cloud.network!r}",
+            )
+        if network is not None:  # the provider's rules for clusters on its networks
+            await provider.check_cluster_network(
+                account,
+                network.region(),
+                network.mode,
+                placement["zone"],
+                {
+                    p.name: tuple(placed["zones"])
+                    for p, placed in zip(spec.partitions(), placement["partitions"], strict=True)
+                },
             )
         settings = self.cloud.accounts.settings
         chosen = [

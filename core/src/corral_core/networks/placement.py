@@ -14,6 +14,10 @@ provisioned network of its cloud account that holds the controller's region; eve
   batch);
 - ``options["role"]``: ``controller`` or ``compute``, what the instances will be.
 
+Before a cluster is stored or started the kernel asks the provider's
+``check_cluster_network`` whether the network serves the cluster's zones (AWS: on a
+``controller-nat`` network every partition is in the controller's zone).
+
 Providers without networks (the local cloud) take clusters without one.
 """
 
@@ -31,7 +35,7 @@ from corral_core.plugins import Kernel
 from corral_core.resources.models import Resource
 from corral_sdk.errors import Invalid
 from corral_sdk.features import CloudFeature
-from corral_sdk.providers.cloud import NetworkInfo, NetworkPlacement
+from corral_sdk.providers.cloud import NetworkInfo, NetworkPlacement, NetworkRegionInfo
 from corral_sdk.wire import CloudClusterDefinition
 
 __all__ = ["NetworkAttachment", "cluster_network"]
@@ -46,6 +50,15 @@ class NetworkAttachment:
     name: str
     options: dict[str, Any]
     """What goes in ``InstanceRequest.options["network"]``."""
+
+    @property
+    def mode(self) -> str:
+        """The network's mode as defined (empty: the provider's default)."""
+        return str(self.options.get("mode") or "")
+
+    def region(self) -> NetworkRegionInfo:
+        """The network's region as the provider reported it."""
+        return msgspec.convert(self.options, NetworkRegionInfo)
 
     def placement(self, zones: tuple[str, ...] | list[str] = ()) -> NetworkPlacement:
         """The placement of a request for ``zones`` (the first one picks the subnet)."""

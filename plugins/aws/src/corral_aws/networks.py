@@ -12,10 +12,11 @@ Modes (``NetworkSpec.mode``; empty means ``private-subnets``):
     public and private subnets, and one private route table per zone whose default route is set
     at cluster start by :meth:`AwsNetworks.route_through_controller` (it turns off the
     controller's source/destination check and points ``0.0.0.0/0`` at its network interface).
-    The security group allows all traffic within the VPC, so nodes reach the controller. Nodes
-    of other zones could only reach it across zones, so the kernel calls
-    :func:`check_controller_zones` at cluster start: every partition must be in the
-    controller's zone. One controller per zone of a network can be the NAT.
+    The security group allows all traffic within the VPC, so nodes reach the controller. The
+    private subnets of other zones route nowhere, so every partition must be in the
+    controller's zone (:func:`check_cluster_zones`, which the kernel calls through
+    :meth:`AwsNetworks.check_cluster_network` at cluster create, edit and start: a 422 names
+    ``cloud.partitions.<i>.zones``). One controller per zone of a network can be the NAT.
 ``public-ips``
     An internet gateway and public subnets only (``MapPublicIpOnLaunch``): every node gets its
     own public IP. No NAT gateway, no private subnets.
@@ -88,7 +89,7 @@ __all__ = [
     "MODES",
     "NETWORK_TAG",
     "AwsNetworks",
-    "check_controller_zones",
+    "check_cluster_zones",
     "subnet_plan",
 ]
 
@@ -319,20 +320,46 @@ def subnet_plan(
     )
 
 
-def check_controller_zones(
-    network_region: NetworkRegionInfo, controller_zone: str, partition_zones: Mapping[str, str]
+def check_cluster_zones(
+    network_region: NetworkRegionInfo,
+    mode: str,
+    controller_zone: str,
+    partition_zones: Mapping[str, Sequence[str]],
 ) -> None:
-    """The rule the kernel checks at cluster start (spec §3.4): on a ``controller-nat`` network
-    every partition (name → zone) must be in the controller's zone, since the controller is
-    their NAT. Raises ``Invalid`` naming ``partitions.<name>.zone``; other modes pass."""
-    if network_region.details.get("mode") != "controller-nat":
-        return
-    for name, zone in partition_zones.items():
-        if zone != controller_zone:
+    """Whether a network's region serves a cluster's zones (spec §3.4), before it is stored or
+    started: the controller and every partition (name → zones, in the cluster's order) must be
+    in zones the network has subnets in, and on a ``controller-nat`` network every partition
+    must be in the controller's zone alone, since the controller is its zone's NAT. Raises
+    ``Invalid`` naming ``cloud.controller.zone`` or ``cloud.partitions.<i>.zones``.
+
+    The mode is the one provisioned (``details["mode"]``), else ``mode`` as defined."""
+    details = network_region.details
+    mode = details.get("mode") or mode or DEFAULT_MODE
+    served = [z for z in details.get("zones", "").split(",") if z]
+    if served and controller_zone and controller_zone not in served:
+        raise Invalid(
+            f"the network has no subnet in the controller's zone {controller_zone} (it has "
+            f"{', '.join(served)})",
+            field="cloud.controller.zone",
+        )
+    for index, (name, zones) in enumerate(partition_zones.items()):
+        field_name = f"cloud.partitions.{index}.zones"
+        outside = [z for z in zones if served and z not in served]
+        if outside:
             raise Invalid(
-                f"partition {name} is in {zone}, but on a controller-as-NAT network every "
-                f"partition must be in the controller's zone {controller_zone}",
-                field=f"partitions.{name}.zone",
+                f"partition {name}: the network has no subnet in {', '.join(outside)} (it has "
+                f"{', '.join(served)})",
+                field=field_name,
+            )
+        if mode != "controller-nat":
+            continue
+        elsewhere = [z for z in zones if z != controller_zone]
+        if elsewhere:
+            raise Invalid(
+                f"partition {name} uses {', '.join(elsewhere)}, but on a controller-as-NAT "
+                f"network every partition must be in the controller's zone {controller_zone}: "
+                "its nodes reach the internet only through the controller",
+                field=field_name,
             )
 
 
@@ -429,7 +456,8 @@ class _Built:
 
 
 class AwsNetworks:
-    """``create_network``, ``update_network`` and ``delete_network`` of the AWS provider."""
+    """The network methods of the AWS provider: ``check_network``, ``check_cluster_network``,
+    ``create_network``, ``update_network`` and ``delete_network``."""
 
     clients: AwsClients
     poll_interval: float = 5.0
@@ -442,6 +470,17 @@ class AwsNetworks:
     async def check_network(self, account: CloudAccount, spec: NetworkSpec) -> None:
         """The rules that need no call (spec 3.4: modes, peering, NAT, sizes, regions)."""
         _check_spec(account, spec, self.clients.settings(account).regions)
+
+    async def check_cluster_network(
+        self,
+        account: CloudAccount,
+        network: NetworkRegionInfo,
+        mode: str,
+        controller_zone: str,
+        partition_zones: Mapping[str, Sequence[str]],
+    ) -> None:
+        """The zones a cluster may use on the network: see :func:`check_cluster_zones`."""
+        check_cluster_zones(network, mode, controller_zone, partition_zones)
 
     async def create_network(
         self, account: CloudAccount, spec: NetworkSpec, *, log: ProgressLog

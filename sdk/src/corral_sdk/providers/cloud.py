@@ -442,7 +442,8 @@ class CloudProvider(Protocol):
 
     Methods listed in :data:`CLOUD_FEATURE_METHODS` are needed only with their feature; a
     provider without it inherits a default from :class:`CloudProviderBase` that raises
-    :func:`~corral_sdk.providers.unsupported`.
+    :func:`~corral_sdk.providers.unsupported` (but for :meth:`check_cluster_network`, whose
+    default accepts every cluster).
     """
 
     async def validate_credentials(self, account: CloudAccount) -> CredentialCheck:
@@ -531,6 +532,32 @@ class CloudProvider(Protocol):
         sizes) before the kernel stores it, raising ``Invalid`` with the field (``mode``,
         ``options.transit_gateway_id``, ``regions.1.cidr``). No cloud call is needed; what needs
         one is found by :meth:`create_network`."""
+        ...
+
+    async def check_cluster_network(
+        self,
+        account: CloudAccount,
+        network: NetworkRegionInfo,
+        mode: str,
+        controller_zone: str,
+        partition_zones: Mapping[str, Sequence[str]],
+    ) -> None:
+        """Refuse a cluster its network cannot serve, before the kernel stores or starts it
+        (at cluster create, at an edit of its cloud definition, and at every start).
+
+        ``network`` is the region of the cluster's network that holds its controller, as
+        :meth:`create_network` reported it; ``mode`` is the network's mode as defined (empty:
+        the provider's default). ``controller_zone`` is the controller's zone and
+        ``partition_zones`` maps each partition's name to the zones its nodes may use, in the
+        cluster's order, both as the kernel resolved them (a partition that names no zones
+        gets the controller's; either may be empty on a cloud without zones). Raise
+        ``Invalid`` with the cluster's field: ``cloud.controller.zone``, or
+        ``cloud.partitions.<i>.zones`` for the ``i``-th partition (AWS: on a ``controller-nat``
+        network, every partition in the controller's zone). No cloud call is needed.
+
+        The default accepts every cluster: a provider whose networks have no rules for the
+        clusters on them need not override it.
+        """
         ...
 
     async def create_network(
@@ -652,6 +679,7 @@ CLOUD_FEATURE_METHODS: Mapping[CloudFeature, tuple[str, ...]] = MappingProxyType
     {
         CloudFeature.NETWORKS: (
             "check_network",
+            "check_cluster_network",
             "create_network",
             "update_network",
             "delete_network",
@@ -677,7 +705,8 @@ are flags on :class:`InstanceRequest` or facts in :class:`InstanceType`."""
 
 
 class CloudProviderBase:
-    """Optional mixin: every feature method raises ``ProviderError(reason="unsupported")``.
+    """Optional mixin: every feature method raises ``ProviderError(reason="unsupported")``,
+    but for ``check_cluster_network``, which accepts every cluster (a check with no rules).
 
     Subclass it and override the methods of the features you declare; the required methods
     (``validate_credentials`` ... ``delete_instances``) have no default.
@@ -686,6 +715,16 @@ class CloudProviderBase:
     @unsupported_default
     async def check_network(self, account: CloudAccount, spec: NetworkSpec) -> None:
         raise unsupported(self, "check_network")
+
+    async def check_cluster_network(
+        self,
+        account: CloudAccount,
+        network: NetworkRegionInfo,
+        mode: str,
+        controller_zone: str,
+        partition_zones: Mapping[str, Sequence[str]],
+    ) -> None:
+        return None  # no rules for the clusters on a network: nothing to refuse
 
     @unsupported_default
     async def create_network(

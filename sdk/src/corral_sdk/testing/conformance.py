@@ -717,6 +717,15 @@ class CloudConformance(ProviderConformance):
             }, f"the network's regions {network.regions} are not those asked for"
             again = await provider.create_network(account, network_spec, log=log)
             assert again.id == network.id, "create_network() is not idempotent"
+            # a cluster wholly in one zone of the network is one any network serves: no raise
+            asked = network_spec.regions[0]
+            placed = next(r for r in network.regions if r.region == asked.region)
+            offered = {r.name: r.zones for r in await provider.list_regions(account)}
+            zones = offered.get(asked.region, ())
+            zone = asked.zone or (zones[0] if zones else "")
+            await provider.check_cluster_network(
+                account, placed, network_spec.mode, zone, {"conformance": [zone] if zone else []}
+            )
         finally:
             await provider.delete_network(account, network, log=log)
         await provider.delete_network(account, network, log=log)  # idempotent: no error
