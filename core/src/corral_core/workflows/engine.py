@@ -139,7 +139,7 @@ class _Run:
         self.inputs = {**row.inputs, **secret_inputs}
         self.input_env = input_env
         """By input name, the environment variables it gives steps (a bucket's credentials)."""
-        self.masked = secret_strings(secret_inputs, input_env)
+        self.masked = secret_strings(secret_inputs)
         """What no log line shows: secret input values, replaced by the mask."""
         self.workflow: Workflow = load(row.yaml).workflow
         self.jobs = jobs

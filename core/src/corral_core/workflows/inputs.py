@@ -108,11 +108,12 @@ SECRET_MIN_LENGTH = 4
 every line and tell more than it hides."""
 
 
-def secret_strings(secrets: Mapping[str, Any], env: Mapping[str, Mapping[str, str]]) -> list[str]:
+def secret_strings(secrets: Mapping[str, Any]) -> list[str]:
     """The values a run's log must never show (spec 20 §5.6: password values are masked in
-    logs): password inputs, buckets' ``credentials`` and the variables inputs give steps, longest
-    first so that a secret containing another is masked whole. ``secrets`` holds the secret
-    inputs' values by name."""
+    logs): password inputs and buckets' ``credentials`` (the variables a bucket gives steps
+    carry the same values; its region and endpoint are not secret), longest first so that a
+    secret containing another is masked whole. ``secrets`` holds the secret inputs' values by
+    name."""
     found: set[str] = set()
 
     def collect(value: Any) -> None:
@@ -128,8 +129,6 @@ def secret_strings(secrets: Mapping[str, Any], env: Mapping[str, Mapping[str, st
     for value in secrets.values():
         is_bucket = isinstance(value, dict) and isinstance(value.get("credentials"), dict)
         collect(value["credentials"] if is_bucket else value)
-    for variables in env.values():
-        collect(dict(variables))
     return sorted(found, key=len, reverse=True)
 
 
