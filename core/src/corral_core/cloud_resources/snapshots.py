@@ -204,8 +204,8 @@ class OsSnapshotService:
         return deleted_at is not None and self.clock() >= deleted_at + DELETED_VISIBLE
 
     async def get(self, principal: Principal, ref: ResourceRef) -> Resource:
-        row = await self.access.get(principal, ref)
-        if row.kind != OS_SNAPSHOT_KIND or self.expired(row):
+        row = await self.access.get(principal, ref, OS_SNAPSHOT_KIND)
+        if self.expired(row):
             raise NotFound(f"not found: {ref.uri}", reason="resource-not-found")
         return row
 

@@ -105,10 +105,7 @@ class StaticIpService:
         return await self.get(principal, ResourceRef(principal.username, data.name))
 
     async def get(self, principal: Principal, ref: ResourceRef) -> Resource:
-        row = await self.access.get(principal, ref)
-        if row.kind != STATIC_IP_KIND:
-            raise NotFound(f"not found: {ref.uri}", reason="resource-not-found")
-        return row
+        return await self.access.get(principal, ref, STATIC_IP_KIND)
 
     async def list_static_ips(
         self, principal: Principal, *, limit: int = 50, offset: int = 0

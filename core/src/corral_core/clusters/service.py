@@ -282,13 +282,10 @@ class ClusterService:
         return await self.access.get(principal, ResourceRef(created.owner, created.name))
 
     async def get(self, principal: Principal, ref: ResourceRef) -> Resource:
-        resource = await self.access.get(principal, ref)
-        if resource.kind != CLUSTER_KIND:
-            raise NotFound(f"not found: {ref.uri} is not a cluster", reason="resource-not-found")
-        return resource
+        return await self.access.get(principal, ref, CLUSTER_KIND)
 
     async def require(self, principal: Principal, ref: ResourceRef, level: str) -> Resource:
-        return await self.access.require_level(principal, await self.get(principal, ref), level)
+        return await self.access.require(principal, ref, level, CLUSTER_KIND)
 
     async def list_clusters(
         self,

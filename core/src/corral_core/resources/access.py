@@ -69,7 +69,8 @@ class ResourceAccess:
             )
             return list(rows), total
 
-    async def get(self, principal: Principal, ref: ResourceRef) -> Resource:
+    async def get(self, principal: Principal, ref: ResourceRef, kind: str = "") -> Resource:
+        """The resource if the caller can see it (and it is of ``kind``, when given); 404 if not."""
         query = (
             select(Resource)
             .where(col(Resource.owner) == ref.owner)
@@ -79,6 +80,11 @@ class ResourceAccess:
         row = await self._db.transaction(lambda session: session.exec(query).first())
         if row is None:
             raise NotFound(f"not found: {ref.uri}", reason="resource-not-found")
+        if kind and row.kind != kind:
+            article = "an" if kind[0] in "aeiou" else "a"
+            raise NotFound(
+                f"not found: {ref.uri} is not {article} {kind}", reason="resource-not-found"
+            )
         return row
 
     async def level(self, principal: Principal, resource: Resource) -> str | None:
@@ -97,9 +103,12 @@ class ResourceAccess:
         ranked = [level for level in levels if level in granted]
         return ranked[-1] if ranked else None
 
-    async def require(self, principal: Principal, ref: ResourceRef, level: str = OWNER) -> Resource:
-        """The resource if the caller holds ``level`` (or more) on it; 404 if they cannot see it."""
-        return await self.require_level(principal, await self.get(principal, ref), level)
+    async def require(
+        self, principal: Principal, ref: ResourceRef, level: str = OWNER, kind: str = ""
+    ) -> Resource:
+        """The resource if the caller holds ``level`` (or more) on it; 404 if they cannot see it
+        (or it is not of ``kind``, when given)."""
+        return await self.require_level(principal, await self.get(principal, ref, kind), level)
 
     async def require_level(self, principal: Principal, resource: Resource, level: str) -> Resource:
         """``resource`` (which the caller can see) if they hold ``level`` or more on it."""

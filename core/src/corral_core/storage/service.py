@@ -102,13 +102,10 @@ class StorageService:
 
     async def get(self, principal: Principal, ref: ResourceRef) -> Resource:
         """A storage the caller can see (at any level); 404 otherwise."""
-        row = await self.access.get(principal, ref)
-        if row.kind != STORAGE_KIND:
-            raise NotFound(f"not found: {ref.uri} is not a storage", reason="resource-not-found")
-        return row
+        return await self.access.get(principal, ref, STORAGE_KIND)
 
     async def require(self, principal: Principal, ref: ResourceRef, level: str) -> Resource:
-        return await self.access.require_level(principal, await self.get(principal, ref), level)
+        return await self.access.require(principal, ref, level, STORAGE_KIND)
 
     async def list_storage(
         self,

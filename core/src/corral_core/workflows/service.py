@@ -86,13 +86,10 @@ class WorkflowService:
     # --- reading --------------------------------------------------------------------------------
 
     async def get(self, principal: Principal, ref: ResourceRef) -> Resource:
-        resource = await self.access.get(principal, ref)
-        if resource.kind != WORKFLOW_KIND:
-            raise NotFound(f"not found: {ref.uri} is not a workflow", reason="resource-not-found")
-        return resource
+        return await self.access.get(principal, ref, WORKFLOW_KIND)
 
     async def require(self, principal: Principal, ref: ResourceRef, level: str) -> Resource:
-        return await self.access.require_level(principal, await self.get(principal, ref), level)
+        return await self.access.require(principal, ref, level, WORKFLOW_KIND)
 
     async def list_workflows(
         self,
