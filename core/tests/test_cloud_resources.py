@@ -280,6 +280,9 @@ async def test_a_snapshot_needs_a_running_cloud_cluster_on_a_cloud_with_snapshot
     assert ImageLab.calls == []
     await env.snapshot("my-snap-1")
     assert (await env.show("my-snap-1")).status == "provisioning"
+    with pytest.raises(Conflict) as conflict:  # a name its owner has is a 409, not a 422
+        await env.snapshot("my-snap-1")
+    assert conflict.value.reason == "name-taken" and "for an hour" in conflict.value.message
 
 
 async def test_provisioning_polls_until_the_image_is_available(env: Env) -> None:

@@ -155,26 +155,21 @@ class OsSnapshotService:
         name_rule(self.kernel.resource_kind(OS_SNAPSHOT_KIND)).check(data.name, "name")
         check_description(data.description)
         source = await self.source(principal, data.cluster)
-        try:
-            await self.resources.create(
-                OS_SNAPSHOT_KIND,
-                org=principal.org,
-                owner=principal.username,
-                name=data.name,
-                spec=msgspec.to_builtins(OsSnapshotDefinition(cluster=source.cluster)),
-                desired_state="provisioned",
-                description=data.description,
-                tags=data.tags,
-                actor=principal.username,
-            )
-        except Invalid as exc:
-            if exc.reason == "name-taken":
-                raise Conflict(
-                    f"you already have a resource named {data.name!r} (a deleted snapshot "
-                    "keeps its name for an hour)",
-                    reason="name-taken",
-                ) from None
-            raise
+        await self.resources.create(
+            OS_SNAPSHOT_KIND,
+            org=principal.org,
+            owner=principal.username,
+            name=data.name,
+            spec=msgspec.to_builtins(OsSnapshotDefinition(cluster=source.cluster)),
+            desired_state="provisioned",
+            description=data.description,
+            tags=data.tags,
+            actor=principal.username,
+            conflict_if_taken=(
+                f"you already have a resource named {data.name!r} (a deleted snapshot "
+                "keeps its name for an hour)"
+            ),
+        )
         return await self.get(principal, ResourceRef(principal.username, data.name))
 
     async def delete(self, principal: Principal, ref: ResourceRef) -> Resource:

@@ -82,26 +82,20 @@ class StaticIpService:
                 f"region {data.region!r} is not offered (offered: {', '.join(regions)})",
                 field="region",
             )
-        try:
-            await self.resources.create(
-                STATIC_IP_KIND,
-                org=principal.org,
-                owner=principal.username,
-                name=data.name,
-                spec=msgspec.to_builtins(
-                    StaticIpDefinition(cloud_account=data.cloud_account, region=data.region)
-                ),
-                desired_state="provisioned",
-                description=data.description,
-                tags=data.tags,
-                actor=principal.username,
-            )
-        except Invalid as exc:
-            if exc.reason == "name-taken":
-                raise Conflict(
-                    f"you already have a resource named {data.name!r}", reason="name-taken"
-                ) from None
-            raise
+        await self.resources.create(
+            STATIC_IP_KIND,
+            org=principal.org,
+            owner=principal.username,
+            name=data.name,
+            spec=msgspec.to_builtins(
+                StaticIpDefinition(cloud_account=data.cloud_account, region=data.region)
+            ),
+            desired_state="provisioned",
+            description=data.description,
+            tags=data.tags,
+            actor=principal.username,
+            conflict_if_taken=f"you already have a resource named {data.name!r}",
+        )
         return await self.get(principal, ResourceRef(principal.username, data.name))
 
     async def get(self, principal: Principal, ref: ResourceRef) -> Resource:

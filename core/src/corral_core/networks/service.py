@@ -180,24 +180,17 @@ class NetworkService:
             raise Conflict(
                 f"cloud account {account.name!r} is being deleted", reason="account-deleting"
             )
-        try:
-            await self.resources.create(
-                NETWORK_KIND,
-                org=principal.org,
-                owner=org_owner(principal.org),
-                name=data.name,
-                spec=msgspec.to_builtins(definition),
-                desired_state="provisioned",
-                description=data.description,
-                actor=principal.username,
-            )
-        except Invalid as exc:
-            if exc.reason == "name-taken":
-                raise Conflict(
-                    f"{principal.org} already has a network named {data.name!r}",
-                    reason="name-taken",
-                ) from None
-            raise
+        await self.resources.create(
+            NETWORK_KIND,
+            org=principal.org,
+            owner=org_owner(principal.org),
+            name=data.name,
+            spec=msgspec.to_builtins(definition),
+            desired_state="provisioned",
+            description=data.description,
+            actor=principal.username,
+            conflict_if_taken=f"{principal.org} already has a network named {data.name!r}",
+        )
         return await self.get(principal, data.name)
 
     async def _steps_running(self, resource_id: int) -> bool:

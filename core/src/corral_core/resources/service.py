@@ -17,7 +17,7 @@ from corral_core.identity.names import RESOURCE_NAME, NameRule
 from corral_core.plugins import Kernel
 from corral_core.resources.models import Resource
 from corral_sdk.config import describe_validation_error
-from corral_sdk.errors import Invalid, NotFound
+from corral_sdk.errors import Conflict, Invalid, NotFound
 from corral_sdk.reconcile import ResourceSnapshot
 from corral_sdk.records import ResourceKindRecord
 
@@ -83,7 +83,10 @@ class ResourceService:
         description: str = "",
         tags: Sequence[str] = (),
         actor: str | None = None,
+        conflict_if_taken: str = "",
     ) -> ResourceSnapshot:
+        """A new resource; a name its owner already has is a 422 naming ``name``, or a 409
+        saying ``conflict_if_taken`` when that is given (both with reason ``name-taken``)."""
         spec = spec or {}
         state = self._validate(kind, spec, desired_state)
         record = self._kernel.resource_kind(kind)
@@ -105,6 +108,8 @@ class ResourceService:
             try:
                 await session.flush()
             except IntegrityError:
+                if conflict_if_taken:
+                    raise Conflict(conflict_if_taken, reason="name-taken") from None
                 raise Invalid(
                     f"name: {owner} already has a resource named {name!r}; names are unique "
                     "among all of an owner's resources, of every kind",

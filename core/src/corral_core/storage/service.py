@@ -230,25 +230,19 @@ class StorageService:
                 storage_options=dict(data.storage_options),
             ),
         )
-        try:
-            await self.resources.create(
-                STORAGE_KIND,
-                org=principal.org,
-                owner=principal.username,
-                name=data.name,
-                spec=msgspec.to_builtins(definition),
-                desired_state="stopped",
-                display_name=data.display_name,
-                description=data.description,
-                tags=data.tags,
-                actor=principal.username,
-            )
-        except Invalid as exc:
-            if exc.reason == "name-taken":
-                raise Conflict(
-                    f"you already have a resource named {data.name!r}", reason="name-taken"
-                ) from None
-            raise
+        await self.resources.create(
+            STORAGE_KIND,
+            org=principal.org,
+            owner=principal.username,
+            name=data.name,
+            spec=msgspec.to_builtins(definition),
+            desired_state="stopped",
+            display_name=data.display_name,
+            description=data.description,
+            tags=data.tags,
+            actor=principal.username,
+            conflict_if_taken=f"you already have a resource named {data.name!r}",
+        )
         return await self.get(principal, ResourceRef(principal.username, data.name))
 
     async def update(self, principal: Principal, ref: ResourceRef, data: StorageUpdate) -> Resource:
