@@ -123,10 +123,15 @@ BACKEND_INDEPENDENT = [
     "tests/test_slurm_conformance_lab.py",
     "tests/test_docs.py",
     "tests/test_plugin_discovery.py",
+    "tests/test_aws_cloud.py",
+    "tests/test_storage_buckets.py",
+    "tests/test_cli_marketplace.py",
 ]
 """Cross-package tests whose subject does not change with the database and broker (sessions in
-a browser over SSH, the Slurm plugin against the lab, the docs, plugin discovery): run in the
-embedded mode only, which keeps CI under its 40 minutes on 2 cores."""
+a browser over SSH, the Slurm plugin against the lab, the docs, plugin discovery, the AWS plugin
+on its EC2 stand-in, bucket copies with the CLI, the marketplace CLI; the kernel's reconcilers
+they drive run in both modes in core/, api/ and the local cloud's tests): run in the embedded
+mode only, which keeps CI under its 40 minutes on 2 cores."""
 
 
 @nox.session
