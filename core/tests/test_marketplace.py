@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from sqlmodel import col, select
-from workflow_lab import Lab
+from workflow_lab import Finished, Lab
 
 from corral_core.identity.models import User
 from corral_core.identity.names import ResourceRef
@@ -85,7 +85,9 @@ async def publish_v2(lab: Lab, alice: Principal, slug: str = "greeter") -> None:
     )
 
 
-async def run_own(lab: Lab, who: Principal, name: str, inputs: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+async def run_own(
+    lab: Lab, who: Principal, name: str, inputs: dict[str, str] | None = None
+) -> Finished:
     started = await lab.runs.start(who, ResourceRef(who.username, name), inputs or {})
     return await lab.finish(started.id or 0)
 

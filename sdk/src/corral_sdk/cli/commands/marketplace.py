@@ -138,7 +138,8 @@ def _description(args: argparse.Namespace) -> str | None:
     if args.description_file:
         with open(args.description_file, encoding="utf-8") as source:
             return source.read()
-    return args.description  # type: ignore[no-any-return]
+    description: str | None = args.description
+    return description
 
 
 def _switch(value: str | None) -> bool | None:
